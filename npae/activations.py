@@ -1,0 +1,111 @@
+"""Element-wise activations. Each is a layer, so its backward is one chain-rule factor:
+``dx = dy * f'(x)`` (element-wise), with ``x``, ``y``, ``dy`` and ``dx`` all of one shape
+(any shape with a batch axis first) and one dtype (the input's).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+from .core import Layer
+
+
+class _Elementwise(Layer):
+    """Shared plumbing: input checks, the cache, shape bookkeeping."""
+
+    def __init__(self):
+        super().__init__()
+        self._c_saved = None  # what the derivative needs (x or y), cached when training
+
+    def _f(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(y, saved)``: the output and what ``_df`` needs."""
+        raise NotImplementedError
+
+    def _df(self, saved: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, x, training=True):
+        x = _checks.as_float_array(x, type(self).__name__)
+        if x.ndim < 1 or x.shape[0] == 0:
+            raise ValueError(f"{type(self).__name__}: expected input of shape (N, ...) with N >= 1, got {x.shape}")
+        _checks.check_finite(x, type(self).__name__)
+        y, saved = self._f(x)
+        self._c_saved = saved if training else None
+        return y
+
+    def backward(self, dy):
+        s = self._c_saved
+        dy = _checks.check_grad(dy, None if s is None else s.shape, None if s is None else s.dtype, type(self).__name__)
+        return self._df(s, dy)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+class ReLU(_Elementwise):
+    """``y = max(x, 0)``; ``dx = dy * [x > 0]`` (the derivative at 0 is taken as 0, as in Keras/PyTorch)."""
+
+    has_kinks = True
+
+    def _f(self, x):
+        return np.maximum(x, 0), x
+
+    def _df(self, x, dy):
+        return dy * (x > 0)
+
+    def kink_state(self, x):
+        return x > 0
+
+
+class LeakyReLU(_Elementwise):
+    """``y = x if x > 0 else alpha * x``; ``dx = dy * (1 if x > 0 else alpha)``."""
+
+    has_kinks = True
+
+    def __init__(self, alpha: float = 0.01):
+        super().__init__()
+        self.alpha = _checks.nonneg_float(alpha, "alpha", "LeakyReLU")
+
+    def _f(self, x):
+        return np.where(x > 0, x, x * x.dtype.type(self.alpha)), x
+
+    def _df(self, x, dy):
+        return np.where(x > 0, dy, dy * dy.dtype.type(self.alpha))
+
+    def kink_state(self, x):
+        return x > 0
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` without overflow: ``exp`` only ever sees ``-|x| <= 0``.
+
+    For x >= 0: ``1 / (1 + e)``; for x < 0: ``e / (1 + e)``, with ``e = exp(-|x|)`` in (0, 1].
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+class Sigmoid(_Elementwise):
+    """``y = 1 / (1 + exp(-x))``; ``dx = dy * y * (1 - y)``. No overflow warning for any finite x."""
+
+    def _f(self, x):
+        y = sigmoid(x).astype(x.dtype, copy=False)
+        return y, y
+
+    def _df(self, y, dy):
+        return dy * y * (1 - y)
+
+
+class Tanh(_Elementwise):
+    """``y = tanh(x)``; ``dx = dy * (1 - y**2)``."""
+
+    def _f(self, x):
+        y = np.tanh(x)
+        return y, y
+
+    def _df(self, y, dy):
+        return dy * (1 - y * y)

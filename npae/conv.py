@@ -1,0 +1,300 @@
+"""Convolution, max pooling and nearest-neighbour upsampling on NCHW images.
+
+Padding
+-------
+``"valid"``: none; ``H_out = (H - kh) // sh + 1``.
+``"same"``: the Keras/TensorFlow rule: ``H_out = ceil(H / sh)``; the total padding
+``P = max((H_out - 1) * sh + kh - H, 0)`` is split ``P // 2`` on top and the rest
+(the odd extra row) at the bottom; the same for columns (extra column on the right).
+An ``int`` p: p rows/columns on every side; ``H_out = (H + 2p - kh) // sh + 1``.
+Convolution pads with zeros, max pooling with -inf (a pad never wins a max).
+
+Windows
+-------
+Both Conv2D and MaxPool2D look at the input through windows: the strided view
+``win[n, c, i, j, u, v] = xp[n, c, i*sh + u, j*sw + v]`` of the padded input ``xp``
+(``numpy.lib.stride_tricks.sliding_window_view``, no copy). Their backward passes
+scatter gradients back through the same index map; where windows overlap
+(stride < kernel) the contributions **add up**.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import _checks
+from . import init as _init
+from .core import Layer, Param
+
+PADDINGS = ("same", "valid")
+
+
+# -- window helpers ----------------------------------------------------------------------
+def _check_padding(padding, where: str):
+    if isinstance(padding, str):
+        if padding not in PADDINGS:
+            raise ValueError(f"{where}: padding must be 'same', 'valid' or an int >= 0, got {padding!r}")
+        return padding
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool) and padding >= 0:
+        return int(padding)
+    raise ValueError(f"{where}: padding must be 'same', 'valid' or an int >= 0, got {padding!r}")
+
+
+def pads_1d(size: int, k: int, s: int, padding) -> tuple[int, int, int]:
+    """``(pad_before, pad_after, out_size)`` along one axis for the rules in the module docstring."""
+    if padding == "same":
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        return total // 2, total - total // 2, out
+    p = 0 if padding == "valid" else padding
+    return p, p, (size + 2 * p - k) // s + 1
+
+
+def _geometry(shape, kernel, stride, padding, where):
+    """Pads and output size for an input of per-sample shape (C, H, W); error if nothing fits."""
+    _, H, W = shape
+    pt, pb, Ho = pads_1d(H, kernel[0], stride[0], padding)
+    pl, pr, Wo = pads_1d(W, kernel[1], stride[1], padding)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(
+            f"{where}: input of height x width {H}x{W} is smaller than the {kernel[0]}x{kernel[1]} window "
+            f"with padding={padding!r}; it needs at least {max(kernel[0] - pt - pb, 1)}x{max(kernel[1] - pl - pr, 1)}"
+        )
+    return (pt, pb, pl, pr), (Ho, Wo)
+
+
+def _pad(x: np.ndarray, pads, value=0.0) -> np.ndarray:
+    pt, pb, pl, pr = pads
+    if not any(pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
+
+
+def _windows(xp: np.ndarray, kernel, stride, out) -> np.ndarray:
+    """(N, C, Ho, Wo, kh, kw) view: ``win[n, c, i, j, u, v] = xp[n, c, i*sh + u, j*sw + v]``."""
+    win = sliding_window_view(xp, kernel, axis=(2, 3))
+    return win[:, :, :: stride[0], :: stride[1]][:, :, : out[0], : out[1]]
+
+
+def _crop(xp: np.ndarray, pads, shape) -> np.ndarray:
+    pt, _, pl, _ = pads
+    return xp[:, :, pt : pt + shape[2], pl : pl + shape[3]]
+
+
+# -- layers --------------------------------------------------------------------------
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in every deep-learning library), NCHW.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+    kernel_size : int or (kh, kw)
+    stride : int or (sh, sw), default 1
+    padding : "same" (default), "valid" or int; see the module docstring
+    rng : np.random.Generator, optional
+    dtype : float32 (default) or float64
+    init : "glorot_uniform" (default; fan_in = c_in*kh*kw, fan_out = c_out*kh*kw) or "he_normal".
+        ``b`` starts at 0.
+
+    Shapes
+    ------
+    x : (N, c_in, H, W); W : (c_out, c_in, kh, kw); b : (c_out,); y, dy : (N, c_out, Ho, Wo)
+
+    Forward and backward (``xp`` = padded x, ``win`` its windows, see the module docstring)
+    -------------------------------------------------------------------------------------
+    ``y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * xp[n, c, i*sh + u, j*sw + v]``
+    ``dW[o, c, u, v] += sum_{n,i,j} dy[n, o, i, j] * xp[n, c, i*sh + u, j*sw + v]``
+    ``db[o] += sum_{n,i,j} dy[n, o, i, j]``
+    ``dxp[n, c, i*sh + u, j*sw + v] += sum_o dy[n, o, i, j] * W[o, c, u, v]``  (overlaps add up)
+    ``dx = dxp`` without its padding.
+
+    Vectorized as one tensor contraction over the windows for ``y`` and ``dW``, and a
+    loop over the kh*kw kernel offsets ``(u, v)`` for the scatter into ``dxp``.
+    """
+
+    def __init__(self, c_in, c_out, kernel_size, *, stride=1, padding="same", rng=None,
+                 dtype=np.float32, init="glorot_uniform"):
+        super().__init__()
+        where = "Conv2D"
+        self.c_in = _checks.positive_int(c_in, "c_in", where)
+        self.c_out = _checks.positive_int(c_out, "c_out", where)
+        self.kernel_size = _checks.pair(kernel_size, "kernel_size", where)
+        self.stride = _checks.pair(stride, "stride", where)
+        self.padding = _check_padding(padding, where)
+        self.dtype = _checks.float_dtype(dtype, where)
+        self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
+        rng = _init.default_rng(rng, where)
+        shape = (self.c_out, self.c_in) + self.kernel_size
+        W = _init.get(init)(shape, rng, self.dtype, "conv")
+        self.params = {"W": Param(W, decay=True), "b": Param(np.zeros(self.c_out, self.dtype), decay=False)}
+        self._c_xp = None
+        self._c_geom = None
+
+    @property
+    def W(self):
+        return self.params["W"].value
+
+    @property
+    def b(self):
+        return self.params["b"].value
+
+    def forward(self, x, training=True):
+        x = _checks.check_input(x, (None, self.c_in, "H", "W"), "Conv2D", self.dtype)
+        pads, out = _geometry(x.shape[1:], self.kernel_size, self.stride, self.padding, "Conv2D")
+        xp = _pad(x, pads)
+        win = _windows(xp, self.kernel_size, self.stride, out)
+        y = np.tensordot(win, self.W, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, c_out)
+        y = y.transpose(0, 3, 1, 2) + self.b[:, None, None]
+        self._c_xp, self._c_geom = (xp, (x.shape, pads, out)) if training else (None, None)
+        return np.ascontiguousarray(y)
+
+    def backward(self, dy):
+        geom = self._c_geom
+        exp = None if geom is None else (geom[0][0], self.c_out) + geom[2]
+        dy = _checks.check_grad(dy, exp, self.dtype, "Conv2D")
+        x_shape, pads, out = geom
+        xp = self._c_xp
+        win = _windows(xp, self.kernel_size, self.stride, out)
+        self.params["W"].grad += np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))
+        self.params["b"].grad += dy.sum(axis=(0, 2, 3))
+        dcol = np.tensordot(dy, self.W, axes=([1], [0]))  # (N, Ho, Wo, c_in, kh, kw)
+        dxp = np.zeros(xp.shape, self.dtype)
+        (kh, kw), (sh, sw), (Ho, Wo) = self.kernel_size, self.stride, out
+        for u in range(kh):
+            for v in range(kw):
+                dxp[:, :, u : u + sh * (Ho - 1) + 1 : sh, v : v + sw * (Wo - 1) + 1 : sw] += (
+                    dcol[:, :, :, :, u, v].transpose(0, 3, 1, 2)
+                )
+        return _crop(dxp, pads, x_shape)
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3 or input_shape[0] != self.c_in:
+            raise ValueError(f"Conv2D: expected input of shape (N, {self.c_in}, H, W), got (N, {', '.join(map(str, input_shape))})")
+        _, out = _geometry(input_shape, self.kernel_size, self.stride, self.padding, "Conv2D")
+        return (self.c_out,) + out
+
+    def extra_repr(self):
+        k = self.kernel_size
+        s = f"{self.c_in}, {self.c_out}, kernel_size={k[0] if k[0] == k[1] else k}"
+        if self.stride != (1, 1):
+            s += f", stride={self.stride[0] if self.stride[0] == self.stride[1] else self.stride}"
+        return s + f", padding={self.padding!r}"
+
+
+class MaxPool2D(Layer):
+    """Max over each window, per channel, NCHW.
+
+    Parameters
+    ----------
+    pool_size : int or (kh, kw), default 2
+    stride : int or (sh, sw), default ``pool_size``
+    padding : "valid" (default), "same" (7 -> 4 for pool 2, like Keras) or int; pads are -inf.
+
+    Shapes: x (N, C, H, W) -> y, dy (N, C, Ho, Wo).
+
+    Forward and backward
+    --------------------
+    ``y[n, c, i, j] = max_{u,v} xp[n, c, i*sh + u, j*sw + v]``; ``(u*, v*)`` = the first
+    maximum in row-major order over the window.
+    ``dxp[n, c, i*sh + u*, j*sw + v*] += dy[n, c, i, j]``; every other element of the window
+    gets 0. On ties the gradient goes to exactly one element (the first), so the
+    gradient is a true element of the subdifferential; overlapping windows add up.
+    """
+
+    has_kinks = True
+
+    def __init__(self, pool_size=2, *, stride=None, padding="valid"):
+        super().__init__()
+        where = "MaxPool2D"
+        self.pool_size = _checks.pair(pool_size, "pool_size", where)
+        self.stride = self.pool_size if stride is None else _checks.pair(stride, "stride", where)
+        self.padding = _check_padding(padding, where)
+        self._c_arg = None
+        self._c_geom = None
+
+    def _argmax(self, x):
+        x = _checks.check_input(x, (None, "C", "H", "W"), "MaxPool2D")
+        pads, out = _geometry(x.shape[1:], self.pool_size, self.stride, self.padding, "MaxPool2D")
+        xp = _pad(x, pads, -np.inf)
+        win = _windows(xp, self.pool_size, self.stride, out)
+        flat = win.reshape(win.shape[:4] + (-1,))  # (N, C, Ho, Wo, kh*kw), a copy
+        arg = flat.argmax(axis=-1)
+        return x, xp, flat, arg, pads, out
+
+    def forward(self, x, training=True):
+        x, xp, flat, arg, pads, out = self._argmax(x)
+        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        self._c_arg, self._c_geom = (arg, (x.shape, xp.shape, pads, x.dtype)) if training else (None, None)
+        return y
+
+    def backward(self, dy):
+        geom = self._c_geom
+        dy = _checks.check_grad(dy, None if geom is None else self._c_arg.shape, None if geom is None else geom[3], "MaxPool2D")
+        x_shape, xp_shape, pads, dtype = geom
+        N, C, Ho, Wo = dy.shape
+        Hp, Wp = xp_shape[2:]
+        kw = self.pool_size[1]
+        arg = self._c_arg
+        rows = np.arange(Ho)[:, None] * self.stride[0] + arg // kw  # (N, C, Ho, Wo) row in xp
+        cols = np.arange(Wo)[None, :] * self.stride[1] + arg % kw
+        plane = np.arange(N * C).reshape(N, C, 1, 1) * (Hp * Wp)
+        flat_index = (plane + rows * Wp + cols).ravel()
+        dxp = np.bincount(flat_index, weights=dy.ravel(), minlength=N * C * Hp * Wp)
+        return _crop(dxp.reshape(xp_shape).astype(dtype, copy=False), pads, x_shape)
+
+    def kink_state(self, x):
+        return self._argmax(x)[3]
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"MaxPool2D: expected input of shape (N, C, H, W), got (N, {', '.join(map(str, input_shape))})")
+        _, out = _geometry(input_shape, self.pool_size, self.stride, self.padding, "MaxPool2D")
+        return (input_shape[0],) + out
+
+    def extra_repr(self):
+        s = f"pool_size={self.pool_size[0] if self.pool_size[0] == self.pool_size[1] else self.pool_size}"
+        if self.stride != self.pool_size:
+            s += f", stride={self.stride}"
+        return s + f", padding={self.padding!r}"
+
+
+class UpSampling2D(Layer):
+    """Nearest-neighbour upsampling: each pixel becomes an ``sh x sw`` block, NCHW.
+
+    Shapes: x (N, C, H, W) -> y, dy (N, C, H*sh, W*sw).
+
+    Forward: ``y[n, c, i, j] = x[n, c, i // sh, j // sw]``.
+    Backward: every output pixel of a block came from the same input pixel, so its
+    gradient is the **sum** over the block (not one element of it):
+    ``dx[n, c, i, j] = sum_{a < sh, b < sw} dy[n, c, i*sh + a, j*sw + b]``.
+    """
+
+    def __init__(self, size=2):
+        super().__init__()
+        self.size = _checks.pair(size, "size", "UpSampling2D")
+        self._c_shape = None
+
+    def forward(self, x, training=True):
+        x = _checks.check_input(x, (None, "C", "H", "W"), "UpSampling2D")
+        N, C, H, W = x.shape
+        sh, sw = self.size
+        y = np.broadcast_to(x[:, :, :, None, :, None], (N, C, H, sh, W, sw)).reshape(N, C, H * sh, W * sw)
+        self._c_shape = (x.shape, x.dtype) if training else None
+        return y
+
+    def backward(self, dy):
+        shape, dtype = self._c_shape or (None, None)
+        N, C, H, W = shape if shape else (0,) * 4
+        sh, sw = self.size
+        dy = _checks.check_grad(dy, None if shape is None else (N, C, H * sh, W * sw), dtype, "UpSampling2D")
+        return dy.reshape(N, C, H, sh, W, sw).sum(axis=(3, 5))
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"UpSampling2D: expected input of shape (N, C, H, W), got (N, {', '.join(map(str, input_shape))})")
+        C, H, W = input_shape
+        return (C, H * self.size[0], W * self.size[1])
+
+    def extra_repr(self):
+        return f"size={self.size[0] if self.size[0] == self.size[1] else self.size}"

@@ -1,0 +1,291 @@
+"""Gradient checking: is a hand-written backward pass the derivative of its forward pass?
+
+The check compares the analytic gradient with central differences in float64::
+
+    df/dx[i] ~= (f(x + h e_i) - f(x - h e_i)) / (2 h)        (error O(h**2) + O(eps / h))
+
+For a layer ``y = F(x; p)`` we check a vector-Jacobian product: draw a random upstream
+gradient ``dy`` and take the scalar ``f = <F(x; p), dy>``, whose gradient with respect to
+``x`` is exactly what ``backward(dy)`` returns and with respect to each ``p`` what it adds
+into ``p.grad``. Every coordinate of the input and of every parameter is perturbed
+(or a random sample of ``samples`` of them, for big arrays).
+
+``rel_error(a, b) = max|a - b| / max(1e-8, max|a| + max|b|)``: the largest deviation relative
+to the scale of the gradient. (The element-wise ratio ``|a_i - b_i| / (|a_i| + |b_i|)`` would
+flag entries that are zero up to rounding, where both sides are pure noise.)
+
+Thresholds: 1e-7 for smooth functions, 1e-5 for piecewise-smooth ones (ReLU, max, |h|).
+When the perturbation of a coordinate moves the function across a kink (a ReLU input
+changes sign, a max-pool window's argmax changes between ``x + h`` and ``x - h``), the finite
+difference there is not a derivative at all: the report counts such coordinates and
+warns, so a failure caused by a kink is not mistaken for a wrong backward.
+
+The checker refuses float32: its rounding error (~1e-7 relative) divided by ``h`` swamps
+the quantity being measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _checks
+from .core import Layer
+
+SMOOTH = 1e-7
+KINKED = 1e-5
+
+
+def rel_error(a, b) -> float:
+    """``max|a - b| / max(1e-8, max|a| + max|b|)``; 0 for identical arrays."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return 0.0
+    scale = max(1e-8, float(np.abs(a).max() + np.abs(b).max()))
+    return float(np.abs(a - b).max()) / scale
+
+
+def _refuse_float32(x, what):
+    if np.asarray(x).dtype != np.float64:
+        raise TypeError(
+            f"gradcheck needs float64, but {what} is {np.asarray(x).dtype}: rounding in float32 swamps the "
+            f"finite differences; convert with .astype(np.float64) (layers: layer.astype(np.float64))"
+        )
+
+
+def _coords(x: np.ndarray, samples, rng) -> np.ndarray:
+    if samples is None or samples >= x.size:
+        return np.arange(x.size)
+    return np.sort(rng.choice(x.size, size=int(samples), replace=False))
+
+
+def _numeric(f, x, h, coords, kink=None):
+    """Central differences of the scalar ``f()`` at the flat ``coords`` of ``x`` (perturbed in place).
+
+    Returns ``(grad, crossed)``: the numerical gradient at ``coords`` (0 elsewhere) and a
+    boolean mask of the coordinates whose perturbation changed ``kink()``.
+    """
+    flat = x.reshape(-1)  # a view: x must be contiguous
+    if not np.shares_memory(flat, x):
+        raise ValueError("gradcheck: the array to perturb must be contiguous")
+    grad = np.zeros(x.size)
+    crossed = np.zeros(x.size, dtype=bool)
+    for i in coords:
+        old = flat[i]
+        flat[i] = old + h
+        fp, kp = f(), (kink() if kink else None)
+        flat[i] = old - h
+        fm, km = f(), (kink() if kink else None)
+        flat[i] = old
+        grad[i] = (fp - fm) / (2 * h)
+        if kink is not None and not np.array_equal(kp, km):
+            crossed[i] = True
+    return grad.reshape(x.shape), crossed.reshape(x.shape)
+
+
+def numerical_gradient(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Numerical gradient of the scalar ``f(x)`` by central differences (float64 only).
+
+    ``x`` is perturbed one coordinate at a time and restored; ``f`` is called 2 * x.size times.
+    """
+    _refuse_float32(x, "x")
+    work = np.array(x, dtype=np.float64, copy=True)
+    grad, _ = _numeric(lambda: float(f(work)), work, h, np.arange(work.size))
+    return grad
+
+
+@dataclass
+class Entry:
+    """One row of a report: the gradient with respect to ``name``."""
+
+    name: str
+    rel_error: float
+    threshold: float
+    checked: int
+    kinks: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rel_error <= self.threshold)
+
+
+@dataclass
+class GradcheckReport:
+    """Per parameter (and the input) the relative error, pass/fail, and kink warnings."""
+
+    title: str
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(e.passed for e in self.entries)
+
+    @property
+    def worst(self) -> float:
+        return max((e.rel_error for e in self.entries), default=0.0)
+
+    def __getitem__(self, name: str) -> Entry:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def __str__(self) -> str:
+        lines = [f"{self.title}: {'PASS' if self.passed else 'FAIL'} (worst rel. error {self.worst:.2e})"]
+        for e in self.entries:
+            status = "ok  " if e.passed else "FAIL"
+            line = f"  {status} {e.name:<16} rel. error {e.rel_error:.2e}  (threshold {e.threshold:.0e}, {e.checked} coords)"
+            if e.kinks:
+                line += f"  WARNING: {e.kinks} perturbation(s) crossed a kink; move the input away from it"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def check_layer(layer: Layer, x: np.ndarray, *, rng=None, h: float = 1e-6, threshold: float | None = None,
+                samples: int | None = None, title: str | None = None) -> GradcheckReport:
+    """Check ``layer.backward`` against central differences, for the input and every parameter.
+
+    ``layer`` must be float64 (``layer.astype(np.float64)``). The layer's parameter values
+    are restored exactly and its ``grad`` arrays are left as they were.
+    """
+    if not isinstance(layer, Layer):
+        raise TypeError(f"check_layer: expected an npae Layer, got {type(layer).__name__}")
+    rng = np.random.default_rng(0) if rng is None else _checks.check_rng(rng, "check_layer")
+    _refuse_float32(x, "x")
+    for name, p in layer.named_params():
+        _refuse_float32(p.value, f"parameter {name}")
+    threshold = (KINKED if layer.has_kinks else SMOOTH) if threshold is None else threshold
+    x = np.array(x, dtype=np.float64, copy=True)
+    saved = {n: p.grad.copy() for n, p in layer.named_params()}
+
+    y = layer.forward(x, training=True)
+    dy = rng.standard_normal(y.shape)
+    layer.zero_grad()
+    analytic = {"x": layer.backward(dy)}
+    analytic.update({n: p.grad.copy() for n, p in layer.named_params()})
+
+    def f():
+        return float(np.vdot(layer.forward(x, training=False), dy))
+
+    kink = (lambda: layer.kink_state(x)) if layer.has_kinks else None
+    report = GradcheckReport(title or repr(layer).split("\n")[0])
+    targets = [("x", x)] + [(n, p.value) for n, p in layer.named_params()]
+    try:
+        for name, arr in targets:
+            coords = _coords(arr, samples, rng)
+            num, crossed = _numeric(f, arr, h, coords, kink)
+            ana = analytic[name].reshape(-1)[coords]
+            report.entries.append(Entry(name, rel_error(ana, num.reshape(-1)[coords]), threshold, len(coords), int(crossed.sum())))
+    finally:
+        for n, p in layer.named_params():
+            p.grad[...] = saved[n]
+    return report
+
+
+def check_function(f, x: np.ndarray, *, h: float = 1e-6, threshold: float = SMOOTH, kink=None,
+                   name: str = "x", title: str = "function") -> GradcheckReport:
+    """Check a ``(value, grad) = f(x)`` pair (a loss or a penalty) against central differences.
+
+    ``kink``, if given, is a function of x whose value changes where f has a kink.
+    """
+    _refuse_float32(x, name)
+    x = np.array(x, dtype=np.float64, copy=True)
+    value, ana = f(x)
+    if np.shape(ana) != x.shape:
+        raise ValueError(f"check_function: the gradient has shape {np.shape(ana)}, x has {x.shape}")
+    num, crossed = _numeric(lambda: float(f(x)[0]), x, h, np.arange(x.size), (lambda: kink(x)) if kink else None)
+    return GradcheckReport(title, [Entry(name, rel_error(ana, num), threshold, x.size, int(crossed.sum()))])
+
+
+# -- the suite that `python -m npae gradcheck` runs ------------------------------------------
+def away_from_zero(shape, rng, margin=0.1):
+    """Random values with ``|v| >= margin``: no ReLU or |.| kink within reach of h."""
+    u = rng.standard_normal(shape)
+    return np.sign(u) * (margin + np.abs(u))
+
+
+def distinct_values(shape, rng, gap=0.01):
+    """A random permutation of values ``gap`` apart: no max-pool ties or near-ties."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * gap - n * gap / 2).reshape(shape)
+
+
+def builtin_checks(rng: np.random.Generator):
+    """Yield ``(title, thunk)`` for every layer, loss and penalty of npae (float64, small shapes)."""
+    from . import activations as A, conv as C, layers as L, losses, penalties
+    from .core import Sequential as S
+
+    def layer(title, make, x):
+        return title, lambda: check_layer(make(), x, rng=rng, title=title)
+
+    def f64(cls, *a, **k):
+        return lambda: cls(*a, rng=rng, dtype=np.float64, **k)
+
+    def conv_with_bias(*a, **k):
+        c = C.Conv2D(*a, rng=rng, dtype=np.float64, **k)
+        c.params["b"].value[...] = rng.standard_normal(c.b.shape)
+        return c
+
+    def dense_with_bias():
+        d = L.Dense(7, 5, rng=rng, dtype=np.float64)
+        d.params["b"].value[...] = rng.standard_normal(5)
+        return d
+
+    img = lambda *s: rng.standard_normal(s)  # noqa: E731
+    yield layer("Dense(7, 5)", dense_with_bias, img(4, 7))
+    yield layer("Conv2D 3x3 same", lambda: conv_with_bias(2, 3, 3), img(2, 2, 7, 6))
+    yield layer("Conv2D 3x3 valid", f64(C.Conv2D, 2, 3, 3, padding="valid"), img(2, 2, 7, 6))
+    yield layer("Conv2D 3x3 stride 2 same", lambda: conv_with_bias(2, 3, 3, stride=2, padding="same"), img(2, 2, 7, 6))
+    yield layer("Conv2D 2x3 stride (2,1) pad 1", f64(C.Conv2D, 1, 2, (2, 3), stride=(2, 1), padding=1), img(2, 1, 5, 6))
+    yield layer("MaxPool2D 2 valid", lambda: C.MaxPool2D(2), distinct_values((2, 2, 6, 6), rng))
+    yield layer("MaxPool2D 2 same (7->4)", lambda: C.MaxPool2D(2, padding="same"), distinct_values((2, 2, 7, 7), rng))
+    yield layer("MaxPool2D 3 stride 2 (overlap)", lambda: C.MaxPool2D(3, stride=2), distinct_values((2, 2, 7, 7), rng))
+    yield layer("UpSampling2D 2", lambda: C.UpSampling2D(2), img(2, 3, 3, 4))
+    yield layer("UpSampling2D (2,3)", lambda: C.UpSampling2D((2, 3)), img(2, 2, 3, 2))
+    yield layer("ReLU", A.ReLU, away_from_zero((4, 6), rng))
+    yield layer("LeakyReLU(0.1)", lambda: A.LeakyReLU(0.1), away_from_zero((4, 6), rng))
+    yield layer("Sigmoid", A.Sigmoid, 3 * img(4, 6))
+    yield layer("Tanh", A.Tanh, 2 * img(4, 6))
+    yield layer("Flatten", L.Flatten, img(2, 3, 2, 2))
+    yield layer("Sequential conv-relu-pool-up-sigmoid",
+                lambda: S(conv_with_bias(1, 2, 3), A.ReLU(), C.MaxPool2D(2, padding="same"),
+                          C.UpSampling2D(2), conv_with_bias(2, 1, 3, padding="valid"), A.Sigmoid()),
+                img(2, 1, 5, 5))
+    yield layer("Reshape((3, 4))", lambda: L.Reshape((3, 4)), img(2, 12))
+
+    target = rng.uniform(0, 1, (3, 5))
+    yield "mse", lambda: check_function(lambda p: losses.mse(p, target), rng.uniform(0, 1, (3, 5)), title="mse")
+    yield "bce", lambda: check_function(lambda p: losses.bce(p, target), rng.uniform(0.05, 0.95, (3, 5)), title="bce")
+    l1 = penalties.L1Activity(0.3)
+    yield "L1Activity", lambda: check_function(l1, away_from_zero((4, 6), rng), threshold=KINKED,
+                                               kink=l1.kink_state, title="L1Activity(0.3)")
+    kl = penalties.KLSparsity(0.1, 2.0)
+    yield "KLSparsity", lambda: check_function(kl, rng.uniform(0.05, 0.95, (4, 6)), title="KLSparsity(0.1, 2.0)")
+    dense = L.Dense(4, 3, rng=rng, dtype=np.float64)
+    wd = penalties.WeightDecay(0.7)
+
+    def wd_check(w):
+        dense.params["W"].value = w
+        value, grads = wd(dense.named_params())
+        return value, grads["W"]
+
+    yield "WeightDecay", lambda: check_function(wd_check, rng.standard_normal((4, 3)), name="W", title="WeightDecay(0.7)")
+
+
+def run_all(seed: int = 0, out=print) -> bool:
+    """Run :func:`builtin_checks`, print every report, return True when all pass."""
+    rng = np.random.default_rng(seed)
+    ok, worst = True, []
+    for title, thunk in builtin_checks(rng):
+        report = thunk()
+        out(str(report))
+        ok &= report.passed
+        worst.append((title, report.worst))
+    out("\nworst relative error per check:")
+    for title, w in worst:
+        out(f"  {title:<32} {w:.2e}")
+    out(f"\n{'all gradient checks passed' if ok else 'SOME GRADIENT CHECKS FAILED'}")
+    return ok

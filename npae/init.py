@@ -1,0 +1,56 @@
+"""Weight initializers. Each draws from an explicit ``np.random.Generator``.
+
+``fan_in`` and ``fan_out`` follow Keras and PyTorch: for a Dense ``W`` of shape
+(n_in, n_out) they are n_in and n_out; for a Conv2D ``W`` of shape
+(c_out, c_in, kh, kw) they are c_in*kh*kw and c_out*kh*kw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+
+
+def fans(shape: tuple, layout: str) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight of ``shape``; ``layout`` is ``"dense"`` or ``"conv"``."""
+    if layout == "dense":
+        n_in, n_out = shape
+        return n_in, n_out
+    if layout == "conv":
+        c_out, c_in, kh, kw = shape
+        return c_in * kh * kw, c_out * kh * kw
+    raise ValueError(f"fans: layout must be 'dense' or 'conv', got {layout!r}")
+
+
+def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: str = "dense") -> np.ndarray:
+    """Glorot & Bengio (2010): ``W ~ U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))`` (the Keras default)."""
+    _checks.check_rng(rng, "glorot_uniform")
+    fan_in, fan_out = fans(shape, layout)
+    a = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-a, a, size=shape).astype(dtype)
+
+
+def he_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: str = "dense") -> np.ndarray:
+    """He et al. (2015): ``W ~ N(0, 2 / fan_in)``, for ReLU layers."""
+    _checks.check_rng(rng, "he_normal")
+    fan_in, _ = fans(shape, layout)
+    return (rng.standard_normal(size=shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+
+
+INITIALIZERS = {"glorot_uniform": glorot_uniform, "he_normal": he_normal}
+
+
+def get(init) -> callable:
+    """Look an initializer up by name, or pass a callable ``(shape, rng, dtype, layout)`` through."""
+    if callable(init):
+        return init
+    try:
+        return INITIALIZERS[init]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown initializer {init!r}; expected one of {sorted(INITIALIZERS)} or a callable") from None
+
+
+def default_rng(rng, where: str) -> np.random.Generator:
+    """``rng`` itself, or a fresh unseeded Generator when ``rng`` is None (never the global state)."""
+    return np.random.default_rng() if rng is None else _checks.check_rng(rng, where)

@@ -1,0 +1,150 @@
+"""Dense (fully connected) layer and the shape-only layers Flatten and Reshape."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _checks
+from . import init as _init
+from .core import Layer, Param
+
+
+class Dense(Layer):
+    r"""Affine map ``y = x @ W + b``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output features.
+    rng : np.random.Generator, optional
+        Draws the initial weights (a fresh unseeded Generator when None).
+    dtype : float32 (default) or float64
+    init : str or callable
+        ``"glorot_uniform"`` (default, the Keras default) or ``"he_normal"``. ``b`` starts at 0.
+
+    Shapes
+    ------
+    x : (N, n_in), W : (n_in, n_out), b : (n_out,), y : (N, n_out)
+
+    Forward and backward
+    --------------------
+    ``y = x @ W + b``
+    ``dW += x.T @ dy``       (n_in, n_out): sum over the batch of outer products x_n dy_n^T
+    ``db += dy.sum(0)``      (n_out,)
+    ``dx  = dy @ W.T``       (N, n_in)
+    """
+
+    def __init__(self, n_in: int, n_out: int, *, rng=None, dtype=np.float32, init: str = "glorot_uniform"):
+        super().__init__()
+        where = "Dense"
+        self.n_in = _checks.positive_int(n_in, "n_in", where)
+        self.n_out = _checks.positive_int(n_out, "n_out", where)
+        self.dtype = _checks.float_dtype(dtype, where)
+        self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
+        rng = _init.default_rng(rng, where)
+        W = _init.get(init)((self.n_in, self.n_out), rng, self.dtype, "dense")
+        self.params = {"W": Param(W, decay=True), "b": Param(np.zeros(self.n_out, self.dtype), decay=False)}
+        self._c_x = None
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.params["W"].value
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.params["b"].value
+
+    def forward(self, x, training=True):
+        x = _checks.check_input(x, (None, self.n_in), "Dense", self.dtype)
+        self._c_x = x if training else None
+        return x @ self.W + self.b
+
+    def backward(self, dy):
+        x = self._c_x
+        dy = _checks.check_grad(dy, None if x is None else (x.shape[0], self.n_out), self.dtype, "Dense")
+        self.params["W"].grad += x.T @ dy
+        self.params["b"].grad += dy.sum(axis=0)
+        return dy @ self.W.T
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.n_in,):
+            raise ValueError(f"Dense: expected input of shape (N, {self.n_in}), got (N, {', '.join(map(str, input_shape))})")
+        return (self.n_out,)
+
+    def extra_repr(self):
+        return f"{self.n_in}, {self.n_out}"
+
+
+class Flatten(Layer):
+    """Reshape ``(N, d1, d2, ...)`` to ``(N, d1*d2*...)``; backward reshapes ``dy`` back.
+
+    Shapes: x (N, *S) -> y (N, prod(S)). A pure permutation of entries, so ``dx`` is
+    ``dy`` in the input's shape (the adjoint of a reshape is the inverse reshape).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._c_shape = None
+
+    def forward(self, x, training=True):
+        x = _checks.as_float_array(x, "Flatten")
+        if x.ndim < 2:
+            raise ValueError(f"Flatten: expected input of shape (N, d1, ...) with at least 2 axes, got {x.shape}")
+        _checks.check_finite(x, "Flatten")
+        self._c_shape = (x.shape, x.dtype) if training else None
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        shape, dtype = self._c_shape or (None, None)
+        dy = _checks.check_grad(dy, None if shape is None else (shape[0], math.prod(shape[1:])), dtype, "Flatten")
+        return dy.reshape(shape)
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+
+class Reshape(Layer):
+    """Reshape each sample: ``(N, *S_in)`` -> ``(N, *shape)`` with ``prod(S_in) == prod(shape)``.
+
+    Backward reshapes ``dy`` (N, *shape) back to the input's shape.
+    """
+
+    def __init__(self, shape: tuple):
+        super().__init__()
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        try:
+            shape = tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"Reshape: shape must be a tuple of positive ints, got {shape!r}") from None
+        if not shape or min(shape) < 1:
+            raise ValueError(f"Reshape: shape must be a non-empty tuple of positive ints, got {shape}")
+        self.shape = shape
+        self._c_shape = None
+
+    def forward(self, x, training=True):
+        x = _checks.as_float_array(x, "Reshape")
+        if x.ndim < 2 or math.prod(x.shape[1:]) != math.prod(self.shape):
+            raise ValueError(
+                f"Reshape: expected input of shape (N, ...) with {math.prod(self.shape)} values per sample "
+                f"(to reshape to {_checks.fmt_shape((None,) + self.shape)}), got {x.shape}"
+            )
+        _checks.check_finite(x, "Reshape")
+        self._c_shape = (x.shape, x.dtype) if training else None
+        return x.reshape((x.shape[0],) + self.shape)
+
+    def backward(self, dy):
+        shape, dtype = self._c_shape or (None, None)
+        dy = _checks.check_grad(dy, None if shape is None else (shape[0],) + self.shape, dtype, "Reshape")
+        return dy.reshape(shape)
+
+    def output_shape(self, input_shape):
+        if math.prod(input_shape) != math.prod(self.shape):
+            raise ValueError(f"Reshape: cannot reshape {tuple(input_shape)} to {self.shape}")
+        return self.shape
+
+    def extra_repr(self):
+        return repr(self.shape)
+
