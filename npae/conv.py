@@ -189,7 +189,8 @@ class MaxPool2D(Layer):
     ----------
     pool_size : int or (kh, kw), default 2
     stride : int or (sh, sw), default ``pool_size``
-    padding : "valid" (default), "same" (7 -> 4 for pool 2, like Keras) or int; pads are -inf.
+    padding : "valid" (default), "same" (7 -> 4 for pool 2, like Keras) or an int <= pool_size // 2
+        (as PyTorch); pads are -inf.
 
     Shapes: x (N, C, H, W) -> y, dy (N, C, Ho, Wo).
 
@@ -210,6 +211,12 @@ class MaxPool2D(Layer):
         self.pool_size = _checks.pair(pool_size, "pool_size", where)
         self.stride = self.pool_size if stride is None else _checks.pair(stride, "stride", where)
         self.padding = _check_padding(padding, where)
+        if isinstance(self.padding, int) and self.padding > min(self.pool_size) // 2:
+            # a wider pad would create windows made only of padding, whose max is -inf
+            raise ValueError(
+                f"{where}: an int padding may be at most half the pool size ({min(self.pool_size) // 2} "
+                f"for pool_size={self.pool_size}), got {self.padding}"
+            )
         self._c_arg = None
         self._c_geom = None
 

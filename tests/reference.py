@@ -1,0 +1,106 @@
+"""Loop-based reference implementations, written for reading, not for speed.
+
+Each follows its formula literally, one output element at a time, so that the
+vectorized layers in npae can be held to them (to 1e-12 in float64). They share no
+code with npae, not even the padding rule, which is re-derived here from TensorFlow's
+documentation: out = ceil(in / s), pad_total = max((out - 1) * s + k - in, 0),
+pad_before = pad_total // 2.
+"""
+
+import math
+
+import numpy as np
+
+
+def pads(size, k, s, padding):
+    """(before, after, out) along one axis."""
+    if padding == "same":
+        out = math.ceil(size / s)
+        total = max((out - 1) * s + k - size, 0)
+        before = total // 2
+        return before, total - before, out
+    p = 0 if padding == "valid" else int(padding)
+    return p, p, (size + 2 * p - k) // s + 1
+
+
+def pad_image(x, kernel, stride, padding, fill):
+    n, c, h, w = x.shape
+    pt, pb, ho = pads(h, kernel[0], stride[0], padding)
+    pl, pr, wo = pads(w, kernel[1], stride[1], padding)
+    xp = np.full((n, c, h + pt + pb, w + pl + pr), fill, dtype=np.float64)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    return xp, (pt, pl), (ho, wo)
+
+
+def conv2d_forward(x, W, b, stride, padding):
+    o_ch, _, kh, kw = W.shape
+    sh, sw = stride
+    xp, _, (ho, wo) = pad_image(x, (kh, kw), stride, padding, 0.0)
+    y = np.zeros((x.shape[0], o_ch, ho, wo))
+    for n in range(x.shape[0]):
+        for o in range(o_ch):
+            for i in range(ho):
+                for j in range(wo):
+                    window = xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    y[n, o, i, j] = np.sum(window * W[o]) + b[o]
+    return y
+
+
+def conv2d_backward(x, W, dy, stride, padding):
+    """(dx, dW, db) for y = conv2d_forward(x, W, b, ...) and upstream dy."""
+    o_ch, _, kh, kw = W.shape
+    sh, sw = stride
+    xp, (pt, pl), (ho, wo) = pad_image(x, (kh, kw), stride, padding, 0.0)
+    dxp, dW, db = np.zeros_like(xp), np.zeros_like(W, dtype=np.float64), np.zeros(o_ch)
+    for n in range(x.shape[0]):
+        for o in range(o_ch):
+            for i in range(ho):
+                for j in range(wo):
+                    g = dy[n, o, i, j]
+                    dW[o] += g * xp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    db[o] += g
+                    dxp[n, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += g * W[o]
+    h, w = x.shape[2:]
+    return dxp[:, :, pt:pt + h, pl:pl + w], dW, db
+
+
+def maxpool_forward_backward(x, pool, stride, padding, dy=None):
+    """y, and dx for upstream dy (the gradient goes to the first maximum of each window)."""
+    kh, kw = pool
+    sh, sw = stride
+    xp, (pt, pl), (ho, wo) = pad_image(x, pool, stride, padding, -np.inf)
+    n_, c_ = x.shape[:2]
+    y = np.zeros((n_, c_, ho, wo))
+    dxp = np.zeros_like(xp)
+    for n in range(n_):
+        for c in range(c_):
+            for i in range(ho):
+                for j in range(wo):
+                    window = xp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    k = int(np.argmax(window))  # first maximum in row-major order
+                    u, v = divmod(k, kw)
+                    y[n, c, i, j] = window[u, v]
+                    if dy is not None:
+                        dxp[n, c, i * sh + u, j * sw + v] += dy[n, c, i, j]
+    h, w = x.shape[2:]
+    return y, dxp[:, :, pt:pt + h, pl:pl + w]
+
+
+def upsample_forward(x, size):
+    n_, c_, h, w = x.shape
+    sh, sw = size
+    y = np.zeros((n_, c_, h * sh, w * sw))
+    for i in range(h * sh):
+        for j in range(w * sw):
+            y[:, :, i, j] = x[:, :, i // sh, j // sw]
+    return y
+
+
+def upsample_backward(dy, size):
+    n_, c_, H, W = dy.shape
+    sh, sw = size
+    dx = np.zeros((n_, c_, H // sh, W // sw))
+    for i in range(H):
+        for j in range(W):
+            dx[:, :, i // sh, j // sw] += dy[:, :, i, j]
+    return dx

@@ -1,0 +1,153 @@
+"""The vectorized layers against the loop references of tests/reference.py (float64, 1e-12),
+and the adjoint identity <A x, u> = <x, A^T u> for the linear maps."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import npae
+import reference as ref
+from npae import conv
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+paddings = st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2))
+TOL = 1e-12
+
+
+def close(a, b):
+    assert a.shape == b.shape
+    scale = max(1.0, float(np.abs(b).max(initial=0)))
+    assert float(np.abs(a - b).max(initial=0)) <= TOL * scale
+
+
+def fits(size, k, s, padding):
+    return ref.pads(size, k, s, padding)[2] >= 1
+
+
+@SETTINGS
+@given(n=st.integers(1, 2), c_in=st.integers(1, 3), c_out=st.integers(1, 3), h=st.integers(1, 9),
+       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), padding=paddings, seed=st.integers(0, 2**31))
+def test_conv2d_matches_loops(n, c_in, c_out, h, w, kh, kw, sh, sw, padding, seed):
+    assume(fits(h, kh, sh, padding) and fits(w, kw, sw, padding))
+    rng = np.random.default_rng(seed)
+    layer = npae.Conv2D(c_in, c_out, (kh, kw), stride=(sh, sw), padding=padding, rng=rng, dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(c_out)
+    x = rng.standard_normal((n, c_in, h, w))
+    y = layer.forward(x)
+    close(y, ref.conv2d_forward(x, layer.W, layer.b, (sh, sw), padding))
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    dx_ref, dW_ref, db_ref = ref.conv2d_backward(x, layer.W, dy, (sh, sw), padding)
+    close(dx, dx_ref)
+    close(layer.params["W"].grad, dW_ref)
+    close(layer.params["b"].grad, db_ref)
+
+
+@SETTINGS
+@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       padding=paddings, ties=st.booleans(), seed=st.integers(0, 2**31))
+def test_maxpool2d_matches_loops(n, c, h, w, kh, kw, sh, sw, padding, ties, seed):
+    assume(fits(h, kh, sh, padding) and fits(w, kw, sw, padding))
+    assume(not isinstance(padding, int) or padding <= min(kh, kw) // 2)
+    rng = np.random.default_rng(seed)
+    # with ties=True, values come from {0, 1, 2}: many windows have several maxima
+    x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64) if ties else rng.standard_normal((n, c, h, w))
+    layer = npae.MaxPool2D((kh, kw), stride=(sh, sw), padding=padding)
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    y_ref, dx_ref = ref.maxpool_forward_backward(x, (kh, kw), (sh, sw), padding, dy)
+    close(y, y_ref)
+    close(layer.backward(dy), dx_ref)
+
+
+@SETTINGS
+@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), seed=st.integers(0, 2**31))
+def test_upsampling2d_matches_loops(n, c, h, w, sh, sw, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    layer = npae.UpSampling2D((sh, sw))
+    y = layer.forward(x)
+    close(y, ref.upsample_forward(x, (sh, sw)))
+    dy = rng.standard_normal(y.shape)
+    close(layer.backward(dy), ref.upsample_backward(dy, (sh, sw)))
+
+
+def test_maxpool_ties_send_gradient_to_exactly_one_element():
+    x = np.ones((2, 3, 6, 6))  # every window is one big tie
+    layer = npae.MaxPool2D(2)
+    y = layer.forward(x)
+    dx = layer.backward(np.ones_like(y))
+    blocks = dx.reshape(2, 3, 3, 2, 3, 2)
+    assert np.all((blocks != 0).sum(axis=(3, 5)) == 1)
+    assert np.all(blocks.sum(axis=(3, 5)) == 1)
+    assert np.all(dx[:, :, ::2, ::2] == 1)  # the first element in row-major order
+
+
+def test_same_padding_puts_the_extra_row_at_the_bottom_right():
+    """Keras/TF: 4x4 input, 3x3 kernel, stride 2, 'same' -> output 2x2, total pad 1 = 0 top + 1 bottom."""
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    layer = npae.Conv2D(1, 1, 3, stride=2, padding="same", dtype=np.float64)
+    layer.params["W"].value[...] = 0
+    layer.params["W"].value[0, 0, 0, 0] = 1  # picks the window's top-left element
+    y = layer.forward(x)
+    # with no top/left pad the top-left element of window (i, j) is x[2i, 2j]
+    np.testing.assert_array_equal(y[0, 0], [[0, 2], [8, 10]])
+    layer.params["W"].value[...] = 0
+    layer.params["W"].value[0, 0, 2, 2] = 1  # bottom-right element: falls in the pad for the last row/col
+    np.testing.assert_array_equal(layer.forward(x)[0, 0], [[10, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("h, k, s, expected", [(7, 2, 2, 4), (28, 2, 2, 14), (14, 2, 2, 7), (5, 3, 2, 3), (1, 2, 2, 1)])
+def test_same_output_sizes(h, k, s, expected):
+    assert npae.MaxPool2D(k, stride=s, padding="same").output_shape((1, h, h)) == (1, expected, expected)
+    assert npae.Conv2D(1, 1, k, stride=s, padding="same").output_shape((1, h, h)) == (1, expected, expected)
+
+
+def test_maxpool_same_7_to_4_values():
+    x = np.arange(49, dtype=np.float64).reshape(1, 1, 7, 7)
+    y = npae.MaxPool2D(2, padding="same").forward(x)
+    # windows start at rows/cols 0, 2, 4, 6; the last one holds only row/col 6
+    np.testing.assert_array_equal(y[0, 0], x[0, 0][np.ix_([1, 3, 5, 6], [1, 3, 5, 6])])
+
+
+# -- adjoint identities: <A x, u> = <x, A^T u> -------------------------------------------
+def adjoint_gap(layer, x, rng):
+    y = layer.forward(x)
+    u = rng.standard_normal(y.shape)
+    lhs = float(np.vdot(y, u))
+    rhs = float(np.vdot(x, layer.backward(u)))
+    return abs(lhs - rhs) / max(1.0, abs(lhs))
+
+
+@SETTINGS
+@given(c_in=st.integers(1, 3), c_out=st.integers(1, 3), h=st.integers(2, 8), k=st.integers(1, 3),
+       s=st.integers(1, 2), padding=paddings, seed=st.integers(0, 2**31))
+def test_conv2d_adjoint(c_in, c_out, h, k, s, padding, seed):
+    assume(fits(h, k, s, padding))
+    rng = np.random.default_rng(seed)
+    layer = npae.Conv2D(c_in, c_out, k, stride=s, padding=padding, rng=rng, dtype=np.float64)  # b = 0
+    assert adjoint_gap(layer, rng.standard_normal((2, c_in, h, h + 1)), rng) < 1e-13
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda rng: npae.Dense(6, 4, rng=rng, dtype=np.float64), (3, 6)),
+    (lambda rng: npae.UpSampling2D(2), (2, 3, 4, 5)),
+    (lambda rng: npae.UpSampling2D((3, 1)), (2, 1, 2, 2)),
+    (lambda rng: npae.Flatten(), (2, 3, 4, 5)),
+    (lambda rng: npae.Reshape((2, 10)), (3, 20)),
+])
+def test_linear_layer_adjoints(make, shape):
+    rng = np.random.default_rng(0)
+    assert adjoint_gap(make(rng), rng.standard_normal(shape), rng) < 1e-13
+
+
+def test_conv_window_view_helper_matches_definition():
+    xp = np.arange(2 * 1 * 5 * 6, dtype=np.float64).reshape(2, 1, 5, 6)
+    win = conv._windows(xp, (2, 3), (2, 1), (2, 4))
+    for i in range(2):
+        for j in range(4):
+            np.testing.assert_array_equal(win[:, :, i, j], xp[:, :, 2 * i:2 * i + 2, j:j + 3])
