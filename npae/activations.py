@@ -85,12 +85,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
     For x >= 0: ``1 / (1 + e)``; for x < 0: ``e / (1 + e)``, with ``e = exp(-|x|)`` in (0, 1].
     """
-    e = np.exp(-np.abs(x))
+    with np.errstate(under="ignore"):  # exp(-1e4) = 0 is the right answer, not an error
+        e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1, e) / (1 + e)
 
 
 class Sigmoid(_Elementwise):
-    """``y = 1 / (1 + exp(-x))``; ``dx = dy * y * (1 - y)``. No overflow warning for any finite x."""
+    """``y = 1 / (1 + exp(-x))``; ``dx = dy * y * (1 - y)``. No overflow (or underflow) warning for any finite x."""
 
     def _f(self, x):
         y = sigmoid(x).astype(x.dtype, copy=False)

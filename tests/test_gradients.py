@@ -42,9 +42,10 @@ def test_conv2d(n, c_in, c_out, h, w, kh, kw, sh, sw, padding, seed):
 @SETTINGS
 @given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
        kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
-       padding=st.sampled_from(["same", "valid"]), seed=st.integers(0, 2**31))
+       padding=paddings, seed=st.integers(0, 2**31))
 def test_maxpool2d(n, c, h, w, kh, kw, sh, sw, padding, seed):
     assume(fits(h, kh, sh, padding) and fits(w, kw, sw, padding))
+    assume(not isinstance(padding, int) or padding <= min(kh, kw) // 2)
     rng = np.random.default_rng(seed)
     layer = npae.MaxPool2D((kh, kw), stride=(sh, sw), padding=padding)
     assert_passes(check_layer(layer, distinct_values((n, c, h, w), rng), rng=rng), KINKED)
@@ -77,11 +78,13 @@ ACTIVATIONS = {
 
 @SETTINGS
 @given(name=st.sampled_from(sorted(ACTIVATIONS)), shape=st.lists(st.integers(1, 4), min_size=1, max_size=4),
-       scale=st.floats(0.1, 4.0), seed=st.integers(0, 2**31))
-def test_activations(name, shape, scale, seed):
+       high=st.floats(0.2, 3.0), seed=st.integers(0, 2**31))
+def test_activations(name, shape, high, seed):
+    # |x| in [0.1, high]: away from the ReLU kink, and short of saturation, where the
+    # derivative (~1e-8 at |x| = 10 for tanh) drowns in the rounding of f (eps |f| / h ~ 1e-10)
     rng = np.random.default_rng(seed)
     make, threshold = ACTIVATIONS[name]
-    x = scale * away_from_zero(tuple(shape), rng)
+    x = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, high, size=shape)
     assert_passes(check_layer(make(), x, rng=rng), threshold)
 
 
