@@ -1,0 +1,111 @@
+"""Optional: npae against PyTorch, when torch happens to be installed (skipped otherwise).
+
+torch is never a dependency of npae or of its tests; this is a second, independent
+reference beside the loop versions and the finite differences."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+import npae  # noqa: E402
+
+
+def t(a, grad=False):
+    return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
+
+
+@pytest.mark.parametrize("k, stride, padding", [(3, 1, 1), (3, 2, 1), (2, 2, 0), (5, 1, 2), (3, 1, "same"), (1, 3, 0)])
+def test_conv2d(k, stride, padding):
+    rng = np.random.default_rng(0)
+    layer = npae.Conv2D(3, 4, k, stride=stride, padding=padding, rng=rng, dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(4)
+    x = rng.standard_normal((2, 3, 9, 8))
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    xt, wt, bt = t(x, True), t(layer.W, True), t(layer.b, True)
+    yt = F.conv2d(xt, wt, bt, stride=stride, padding=padding)
+    yt.backward(t(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(layer.params["W"].grad, wt.grad.numpy(), atol=1e-11)
+    np.testing.assert_allclose(layer.params["b"].grad, bt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 0), (2, 1, 1)])
+def test_maxpool2d(k, stride, padding):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 9, 8))  # continuous values: no ties
+    layer = npae.MaxPool2D(k, stride=stride, padding=padding)
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    xt = t(x, True)
+    yt = F.max_pool2d(xt, k, stride=stride, padding=padding)
+    yt.backward(t(dy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), atol=1e-12)
+
+
+def test_upsampling_nearest():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 4, 5))
+    layer = npae.UpSampling2D(2)
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    xt = t(x, True)
+    yt = F.interpolate(xt, scale_factor=2, mode="nearest")
+    yt.backward(t(dy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), atol=1e-12)
+
+
+def test_losses():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 1, (4, 6))
+    p[0, :3] = [0.0, 1.0, 0.5]
+    y = rng.uniform(0, 1, (4, 6))
+    y[0, :2] = [1.0, 0.0]  # certain and wrong: the clamps matter here
+    for ours, theirs in ((npae.losses.mse, F.mse_loss), (npae.losses.bce, F.binary_cross_entropy)):
+        value, grad = ours(p, y)
+        pt = t(p, True)
+        lt = theirs(pt, t(y))
+        lt.backward()
+        assert value == pytest.approx(lt.item(), rel=1e-12)
+        # torch clamps p(1 - p) at float32(1e-12) = 9.99999996e-13, we at the double 1e-12:
+        # the clamped entries (p = 0 or 1) differ by exactly that ratio, 4e-9; the rest agree
+        interior = (p > 0) & (p < 1)
+        np.testing.assert_allclose(grad[interior], pt.grad.numpy()[interior], rtol=1e-12)
+        np.testing.assert_allclose(grad[~interior], pt.grad.numpy()[~interior], rtol=5e-9)
+
+
+def test_adam_matches_torch_over_steps():
+    rng = np.random.default_rng(4)
+    w0 = rng.standard_normal(6)
+    grads = rng.standard_normal((12, 6))
+    p = npae.Param(w0.copy())
+    ours = npae.optim.Adam([("w", p)], lr=0.01, beta1=0.85, beta2=0.99, eps=1e-6)
+    wt = t(w0, True)
+    theirs = torch.optim.Adam([wt], lr=0.01, betas=(0.85, 0.99), eps=1e-6)
+    for g in grads:
+        p.grad[:] = g
+        ours.step()
+        wt.grad = t(g)
+        theirs.step()
+        np.testing.assert_allclose(p.value, wt.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_sgd_momentum_matches_torch():
+    rng = np.random.default_rng(5)
+    w0, grads = rng.standard_normal(4), rng.standard_normal((5, 4))
+    p = npae.Param(w0.copy())
+    ours = npae.optim.SGD([("w", p)], lr=0.1, momentum=0.9)
+    wt = t(w0, True)
+    theirs = torch.optim.SGD([wt], lr=0.1, momentum=0.9)
+    for g in grads:
+        p.grad[:] = g
+        ours.step()
+        wt.grad = t(g)
+        theirs.step()
+    np.testing.assert_allclose(p.value, wt.detach().numpy(), rtol=1e-13)
