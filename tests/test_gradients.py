@@ -5,20 +5,13 @@ inputs kept away from the kinks (so a passing check is a real derivative, not lu
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from strategies import SETTINGS, conv_cases, pool_cases
 
 import npae
-from npae import conv, gradcheck
+from npae import gradcheck
 from npae.gradcheck import KINKED, SMOOTH, away_from_zero, check_function, check_layer, distinct_values
-
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-paddings = st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2))
-
-
-def fits(size, k, s, padding):
-    return conv.pads_1d(size, k, s, padding)[2] >= 1
-
 
 def assert_passes(report, threshold):
     assert report.passed, str(report)
@@ -27,28 +20,17 @@ def assert_passes(report, threshold):
 
 
 @SETTINGS
-@given(n=st.integers(1, 3), c_in=st.integers(1, 3), c_out=st.integers(1, 3), h=st.integers(1, 8),
-       w=st.integers(1, 8), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
-       sw=st.integers(1, 3), padding=paddings, seed=st.integers(0, 2**31))
-def test_conv2d(n, c_in, c_out, h, w, kh, kw, sh, sw, padding, seed):
-    assume(fits(h, kh, sh, padding) and fits(w, kw, sw, padding))
-    rng = np.random.default_rng(seed)
-    layer = npae.Conv2D(c_in, c_out, (kh, kw), stride=(sh, sw), padding=padding, rng=rng, dtype=np.float64)
-    layer.params["b"].value[...] = rng.standard_normal(c_out)
-    x = rng.standard_normal((n, c_in, h, w))
+@given(case=conv_cases())
+def test_conv2d(case):
+    layer, x, rng = case
     assert_passes(check_layer(layer, x, rng=rng), SMOOTH)
 
 
 @SETTINGS
-@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
-       kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
-       padding=paddings, seed=st.integers(0, 2**31))
-def test_maxpool2d(n, c, h, w, kh, kw, sh, sw, padding, seed):
-    assume(fits(h, kh, sh, padding) and fits(w, kw, sw, padding))
-    assume(not isinstance(padding, int) or padding <= min(kh, kw) // 2)
-    rng = np.random.default_rng(seed)
-    layer = npae.MaxPool2D((kh, kw), stride=(sh, sw), padding=padding)
-    assert_passes(check_layer(layer, distinct_values((n, c, h, w), rng), rng=rng), KINKED)
+@given(case=pool_cases())
+def test_maxpool2d(case):
+    layer, shape, rng = case
+    assert_passes(check_layer(layer, distinct_values(shape, rng), rng=rng), KINKED)
 
 
 @SETTINGS

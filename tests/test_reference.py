@@ -3,15 +3,15 @@ and the adjoint identity <A x, u> = <x, A^T u> for the linear maps."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from strategies import SETTINGS, conv_cases, fits, paddings, pool_cases
 
 import npae
 import reference as ref
 from npae import conv
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-paddings = st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2))
+REF_SETTINGS = settings(SETTINGS, max_examples=40)
 TOL = 1e-12
 
 
@@ -21,49 +21,34 @@ def close(a, b):
     assert float(np.abs(a - b).max(initial=0)) <= TOL * scale
 
 
-def fits(size, k, s, padding):
-    return ref.pads(size, k, s, padding)[2] >= 1
-
-
-@SETTINGS
-@given(n=st.integers(1, 2), c_in=st.integers(1, 3), c_out=st.integers(1, 3), h=st.integers(1, 9),
-       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
-       sw=st.integers(1, 3), padding=paddings, seed=st.integers(0, 2**31))
-def test_conv2d_matches_loops(n, c_in, c_out, h, w, kh, kw, sh, sw, padding, seed):
-    assume(fits(h, kh, sh, padding) and fits(w, kw, sw, padding))
-    rng = np.random.default_rng(seed)
-    layer = npae.Conv2D(c_in, c_out, (kh, kw), stride=(sh, sw), padding=padding, rng=rng, dtype=np.float64)
-    layer.params["b"].value[...] = rng.standard_normal(c_out)
-    x = rng.standard_normal((n, c_in, h, w))
+@REF_SETTINGS
+@given(case=conv_cases())
+def test_conv2d_matches_loops(case):
+    layer, x, rng = case
     y = layer.forward(x)
-    close(y, ref.conv2d_forward(x, layer.W, layer.b, (sh, sw), padding))
+    close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
     dy = rng.standard_normal(y.shape)
     dx = layer.backward(dy)
-    dx_ref, dW_ref, db_ref = ref.conv2d_backward(x, layer.W, dy, (sh, sw), padding)
+    dx_ref, dW_ref, db_ref = ref.conv2d_backward(x, layer.W, dy, layer.stride, layer.padding)
     close(dx, dx_ref)
     close(layer.params["W"].grad, dW_ref)
     close(layer.params["b"].grad, db_ref)
 
 
-@SETTINGS
-@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
-       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
-       padding=paddings, ties=st.booleans(), seed=st.integers(0, 2**31))
-def test_maxpool2d_matches_loops(n, c, h, w, kh, kw, sh, sw, padding, ties, seed):
-    assume(fits(h, kh, sh, padding) and fits(w, kw, sw, padding))
-    assume(not isinstance(padding, int) or padding <= min(kh, kw) // 2)
-    rng = np.random.default_rng(seed)
+@REF_SETTINGS
+@given(case=pool_cases(), ties=st.booleans())
+def test_maxpool2d_matches_loops(case, ties):
+    layer, shape, rng = case
     # with ties=True, values come from {0, 1, 2}: many windows have several maxima
-    x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64) if ties else rng.standard_normal((n, c, h, w))
-    layer = npae.MaxPool2D((kh, kw), stride=(sh, sw), padding=padding)
+    x = rng.integers(0, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
     y = layer.forward(x)
     dy = rng.standard_normal(y.shape)
-    y_ref, dx_ref = ref.maxpool_forward_backward(x, (kh, kw), (sh, sw), padding, dy)
+    y_ref, dx_ref = ref.maxpool_forward_backward(x, layer.pool_size, layer.stride, layer.padding, dy)
     close(y, y_ref)
     close(layer.backward(dy), dx_ref)
 
 
-@SETTINGS
+@REF_SETTINGS
 @given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6),
        sh=st.integers(1, 3), sw=st.integers(1, 3), seed=st.integers(0, 2**31))
 def test_upsampling2d_matches_loops(n, c, h, w, sh, sw, seed):
