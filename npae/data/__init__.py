@@ -1,0 +1,1 @@
+"""Data that ships inside npae: the embedded MNIST sample (see README.md here)."""

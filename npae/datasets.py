@@ -1,0 +1,354 @@
+"""MNIST and Fashion-MNIST: a strict IDX reader, an embedded sample, and a verified download.
+
+Where the data come from, in this order (the first that has all four files wins):
+
+1. ``path=``: a folder holding the four IDX files (gzipped or raw), or a folder with a
+   ``<dataset>/`` subfolder that does. An explicit path that has neither is an error.
+2. the ``NPAE_DATA`` environment variable: a folder with a ``<dataset>/`` subfolder (or the
+   files themselves).
+3. the user cache: ``$XDG_CACHE_HOME/npae/<dataset>`` (default ``~/.cache/npae/<dataset>``),
+   filled by :func:`download` / ``python -m npae data download``.
+4. MNIST only: the **embedded sample** that ships inside npae: the first 10,000 training
+   and the first 2,000 test images of the real MNIST, with their labels.
+
+The result says which one it used (``.source``, ``.describe()``), so a sample is never
+mistaken for the full set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+import os
+import pathlib
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks
+
+# -- errors and the IDX format -----------------------------------------------------------
+
+
+class DataError(ValueError):
+    """A data file is missing, malformed or fails its checksum; the message names the file."""
+
+
+# IDX element types (the third byte of the magic number) and their big-endian dtypes
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_BYTES = 1 << 30  # refuse any file whose header claims more than 1 GiB of payload
+CHUNK = 1 << 20
+
+
+def _open(path: pathlib.Path):
+    """A binary stream of the file's content, through gzip when it starts with gzip's magic."""
+    f = open(path, "rb")
+    if f.read(2) == b"\x1f\x8b":
+        f.seek(0)
+        return gzip.GzipFile(fileobj=f, mode="rb"), f
+    f.seek(0)
+    return f, f
+
+
+def _read_exact(stream, n: int, path, what: str) -> bytes:
+    """Read exactly n bytes in bounded chunks (memory grows only as data really arrives)."""
+    parts, got = [], 0
+    while got < n:
+        part = stream.read(min(CHUNK, n - got))
+        if not part:
+            raise DataError(f"{path}: truncated {what}: expected {n} bytes, the file ends after {got}")
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def read_idx(path) -> np.ndarray:
+    """Read one IDX file (gzipped or raw) into an array of its native shape and type.
+
+    Checked, in order, before any payload is allocated: the magic number (two zero bytes,
+    a known element type, 1 to 4 dimensions), the dimensions, and that the payload length
+    equals their product times the element size (no more, no less). Every failure is a
+    :class:`DataError` naming the file.
+    """
+    path = pathlib.Path(path)
+    try:
+        stream, raw = _open(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    try:
+        with raw, stream:
+            head = stream.read(4)
+            if len(head) == 0:
+                raise DataError(f"{path}: the file is empty")
+            if len(head) < 4:
+                raise DataError(f"{path}: truncated header ({len(head)} bytes)")
+            if head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES or not 1 <= head[3] <= 4:
+                raise DataError(
+                    f"{path}: not an IDX file: magic bytes {head.hex()} (expected 0000, a type in "
+                    f"{{08,09,0b,0c,0d,0e}} and 1 to 4 dimensions)"
+                )
+            dtype, ndim = np.dtype(IDX_TYPES[head[2]]), head[3]
+            dims = tuple(int(d) for d in np.frombuffer(_read_exact(stream, 4 * ndim, path, "dimensions"), ">u4"))
+            size = math.prod(dims) * dtype.itemsize
+            if size > MAX_BYTES:
+                raise DataError(f"{path}: header claims dimensions {dims} ({size:,} bytes), more than the {MAX_BYTES:,}-byte limit")
+            payload = _read_exact(stream, size, path, f"payload for dimensions {dims}")
+            if stream.read(1):
+                raise DataError(f"{path}: more data than the header's dimensions {dims} allow")
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: corrupt or cut-off gzip stream ({exc})") from None
+    return np.frombuffer(payload, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+
+
+def write_idx(path, array: np.ndarray, *, compress: bool = True) -> None:
+    """Write ``array`` (uint8 only, like MNIST) as IDX, gzipped reproducibly (mtime 0), atomically."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or not 1 <= array.ndim <= 4:
+        raise ValueError(f"write_idx: expected a uint8 array with 1 to 4 dimensions, got {array.dtype} {array.shape}")
+    data = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes() + array.tobytes()
+    if compress:
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    _atomic_write(pathlib.Path(path), data)
+
+
+def _atomic_write(path: pathlib.Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- the datasets --------------------------------------------------------------------------
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a dataset is: its files' SHA-256 (uncompressed) and where to download them."""
+
+    name: str
+    title: str
+    sha256: dict
+    mirrors: tuple
+    n_train: int = 60000
+    n_test: int = 10000
+
+
+DATASETS = {
+    "mnist": Spec(
+        "mnist", "MNIST",
+        {
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+    ),
+    "fashion-mnist": Spec(
+        "fashion-mnist", "Fashion-MNIST",
+        {
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+    ),
+}
+
+SAMPLE_DIR = pathlib.Path(__file__).resolve().parent / "data" / "mnist-sample"
+# SHA-256 of the embedded sample's uncompressed files, written by npae/data/make_sample.py
+SAMPLE_SHA256 = {
+    "train-images-idx3-ubyte": "2889698e6bc3614913e76901316712919d1998fc2b44512451bfe65bc1e668b1",
+    "train-labels-idx1-ubyte": "651e38e2ac0632f5113ec18f1df4977117f953197819034009971a6675a0df78",
+    "t10k-images-idx3-ubyte": "3f6bd66dee48df299584c67669bceee490faa25f931496bd7473b42106d7daed",
+    "t10k-labels-idx1-ubyte": "7b098e5f6a3065807cebeabf36fb1724a8aff19f2673ac08b4923e0e8c715bce",
+}
+SAMPLE_SIZES = (10000, 2000)
+
+
+def _spec(dataset: str) -> Spec:
+    try:
+        return DATASETS[dataset]
+    except KeyError:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}") from None
+
+
+def cache_dir(dataset: str = "mnist") -> pathlib.Path:
+    """``$XDG_CACHE_HOME/npae/<dataset>``, by default ``~/.cache/npae/<dataset>``."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(root) / "npae" / _spec(dataset).name
+
+
+def _find_file(folder: pathlib.Path, name: str):
+    for candidate in (folder / (name + ".gz"), folder / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _complete(folder) -> dict | None:
+    """The four files in ``folder`` (raw or .gz), or None if any is missing."""
+    if folder is None:
+        return None
+    folder = pathlib.Path(folder)
+    found = {name: _find_file(folder, name) for name in FILES}
+    return found if all(found.values()) else None
+
+
+def _locate(spec: Spec, path):
+    """``(source, folder, files)`` following the order in the module docstring."""
+    if path is not None:
+        path = pathlib.Path(path).expanduser()
+        for folder in (path, path / spec.name):
+            files = _complete(folder)
+            if files:
+                return "path", folder, files
+        raise DataError(f"{path}: no complete {spec.title} here (need {', '.join(FILES)}, raw or .gz, in it or in {path / spec.name})")
+    env = os.environ.get("NPAE_DATA")
+    if env:
+        for folder in (pathlib.Path(env).expanduser() / spec.name, pathlib.Path(env).expanduser()):
+            files = _complete(folder)
+            if files:
+                return "NPAE_DATA", folder, files
+    files = _complete(cache_dir(spec.name))
+    if files:
+        return "cache", cache_dir(spec.name), files
+    if spec.name == "mnist":
+        return "sample", SAMPLE_DIR, _complete(SAMPLE_DIR)
+    raise DataError(
+        f"{spec.title} is not on this machine. Run `python -m npae data download --dataset {spec.name}`, "
+        f"or put the four files ({', '.join(FILES)}, raw or .gz) in {cache_dir(spec.name)}, "
+        f"or point NPAE_DATA at a folder with a {spec.name}/ subfolder holding them."
+    )
+
+
+class Dataset(tuple):
+    """``((x_train, y_train), (x_test, y_test))`` that also says where it came from.
+
+    Attributes: ``name``, ``source`` (``"path"``, ``"NPAE_DATA"``, ``"cache"`` or ``"sample"``),
+    ``folder``, ``is_sample``; ``describe()`` gives the one line the demos and the CLI print.
+    """
+
+    def __new__(cls, train, test, *, name, title, source, folder):
+        self = super().__new__(cls, (train, test))
+        self.name, self.title, self.source, self.folder = name, title, source, pathlib.Path(folder)
+        return self
+
+    @property
+    def is_sample(self) -> bool:
+        return self.source == "sample"
+
+    def describe(self) -> str:
+        n_train, n_test = len(self[0][0]), len(self[1][0])
+        if self.is_sample:
+            return (f"data: {self.title} embedded sample, {n_train:,} train / {n_test:,} test images "
+                    f"(the first of the full 60,000 / 10,000; for the full set: --data PATH or "
+                    f"`python -m npae data download`)")
+        return f"data: {self.title}, {n_train:,} train / {n_test:,} test images, from {self.source} [{self.folder}]"
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.describe()}>"
+
+
+def _images_labels(files, prefix, flatten, dtype, expect_n):
+    x = read_idx(files[f"{prefix}-images-idx3-ubyte"])
+    y = read_idx(files[f"{prefix}-labels-idx1-ubyte"])
+    img, lab = files[f"{prefix}-images-idx3-ubyte"], files[f"{prefix}-labels-idx1-ubyte"]
+    if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+        raise DataError(f"{img}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}")
+    if y.ndim != 1 or y.dtype != np.uint8:
+        raise DataError(f"{lab}: expected uint8 labels of shape (N,), got {y.dtype} {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"{lab}: {len(y)} labels for {len(x)} images in {img}")
+    if y.size and y.max() > 9:
+        raise DataError(f"{lab}: labels must be 0 to 9, found {y.max()}")
+    if expect_n is not None and len(x) != expect_n:
+        raise DataError(f"{img}: expected {expect_n:,} images, found {len(x):,}")
+    x = (x.astype(dtype) / dtype.type(255)).reshape(len(x), 784 if flatten else 1, *(() if flatten else (28, 28)))
+    return x, y
+
+
+def load(dataset: str = "mnist", *, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
+    """Load ``dataset`` ("mnist" or "fashion-mnist"); see the module docstring for the order."""
+    spec = _spec(dataset)
+    dtype = _checks.float_dtype(dtype, f"load_{spec.name.replace('-', '_')}")
+    source, folder, files = _locate(spec, path)
+    if source == "sample":
+        for name, digest in SAMPLE_SHA256.items():
+            if sha256_of(files[name]) != digest:
+                raise DataError(f"{files[name]}: the embedded sample fails its checksum; reinstall npae")
+    n_train, n_test = SAMPLE_SIZES if source == "sample" else (None, None)
+    train = _images_labels(files, "train", flatten, dtype, n_train)
+    test = _images_labels(files, "t10k", flatten, dtype, n_test)
+    return Dataset(train, test, name=spec.name, title=spec.title, source=source, folder=folder)
+
+
+def load_mnist(*, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
+    """MNIST as ``(x_train, y_train), (x_test, y_test)``: pixels in [0, 1] of ``dtype``, shaped
+    (N, 1, 28, 28), or (N, 784) with ``flatten=True``; labels uint8. Falls back to the embedded sample."""
+    return load("mnist", path=path, flatten=flatten, dtype=dtype)
+
+
+def load_fashion_mnist(*, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
+    """Fashion-MNIST, the same way as :func:`load_mnist` (no embedded sample: download it first)."""
+    return load("fashion-mnist", path=path, flatten=flatten, dtype=dtype)
+
+
+def sha256_of(path) -> str:
+    """SHA-256 of a file's **uncompressed** content (the gzip wrappers differ between mirrors)."""
+    h = hashlib.sha256()
+    stream, raw = _open(pathlib.Path(path))
+    try:
+        with raw, stream:
+            for block in iter(lambda: stream.read(CHUNK), b""):
+                h.update(block)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or cut-off gzip stream ({exc})") from None
+    return h.hexdigest()
+
+
+def download(dataset: str = "mnist", **kwargs) -> pathlib.Path:
+    """Download ``dataset`` into the user cache, verified; see :func:`npae.download.download`."""
+    from .download import download as _download
+
+    return _download(dataset, **kwargs)
+
+
+def info() -> str:
+    """What is cached and where, with checksums, and what ``load`` would use for each dataset."""
+    lines = []
+    for spec in DATASETS.values():
+        lines.append(f"{spec.title} ({spec.name})")
+        folder = cache_dir(spec.name)
+        lines.append(f"  cache: {folder}")
+        for name in FILES:
+            found = _find_file(folder, name)
+            if found is None:
+                lines.append(f"    {name}: missing")
+                continue
+            try:
+                ok = sha256_of(found) == spec.sha256[name]
+            except DataError:
+                ok = False
+            lines.append(f"    {found.name}: {found.stat().st_size:,} bytes, checksum {'ok' if ok else 'MISMATCH'}")
+        try:
+            source, where, _ = _locate(spec, None)
+            lines.append(f"  load_{spec.name.replace('-', '_')}() uses: {source} [{where}]")
+        except DataError:
+            lines.append(f"  load_{spec.name.replace('-', '_')}() fails: not downloaded")
+    env = os.environ.get("NPAE_DATA")
+    lines.append(f"NPAE_DATA: {env if env else '(not set)'}")
+    return "\n".join(lines)
