@@ -255,7 +255,7 @@ class Dataset(tuple):
         n_train, n_test = len(self[0][0]), len(self[1][0])
         if self.is_sample:
             return (f"data: {self.title} embedded sample, {n_train:,} train / {n_test:,} test images "
-                    f"(the first of the full 60,000 / 10,000; for the full set: --data PATH or "
+                    f"(the first of the full 60,000 / 10,000; for the full set: a data path or "
                     f"`python -m npae data download`)")
         return f"data: {self.title}, {n_train:,} train / {n_test:,} test images, from {self.source} [{self.folder}]"
 
