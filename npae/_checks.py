@@ -28,6 +28,10 @@ def as_float_array(x, where: str, what: str = "input") -> np.ndarray:
     return x
 
 
+class NonFiniteError(ValueError):
+    """An array that must be finite holds a NaN or an infinity (training diverged, or bad data)."""
+
+
 def check_finite(x: np.ndarray, where: str, what: str = "input") -> None:
     """Raise ``ValueError`` if ``x`` holds a NaN or an infinity.
 
@@ -38,7 +42,7 @@ def check_finite(x: np.ndarray, where: str, what: str = "input") -> None:
         total = np.add.reduce(x, axis=None)
     if not np.isfinite(total) and not np.isfinite(x).all():
         bad = int(x.size - np.count_nonzero(np.isfinite(x)))
-        raise ValueError(f"{where}: {what} contains {bad} NaN or infinite value(s)")
+        raise NonFiniteError(f"{where}: {what} contains {bad} NaN or infinite value(s)")
 
 
 def check_dtype(x: np.ndarray, dtype: np.dtype, where: str, what: str = "input") -> None:

@@ -76,6 +76,9 @@ class LeakyReLU(_Elementwise):
     def kink_state(self, x):
         return x > 0
 
+    def config(self):
+        return {"type": "LeakyReLU", "alpha": self.alpha}
+
     def extra_repr(self):
         return f"alpha={self.alpha}"
 

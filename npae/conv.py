@@ -77,6 +77,36 @@ def _windows(xp: np.ndarray, kernel, stride, out) -> np.ndarray:
     return win[:, :, :: stride[0], :: stride[1]][:, :, : out[0], : out[1]]
 
 
+def _offsets(kernel, stride, out):
+    """For each kernel offset (u, v): the index of the strided slice ``xp[..., i*sh + u, j*sw + v]``."""
+    (kh, kw), (sh, sw), (Ho, Wo) = kernel, stride, out
+    for u in range(kh):
+        for v in range(kw):
+            yield u, v, (Ellipsis, slice(u, u + sh * (Ho - 1) + 1, sh), slice(v, v + sw * (Wo - 1) + 1, sw))
+
+
+def _im2col(xpt: np.ndarray, kernel, stride, out) -> np.ndarray:
+    """``cols[(c, u, v), (n, i, j)] = xpt[c, n, i*sh + u, j*sw + v]`` for channel-first ``xpt`` (C, N, Hp, Wp).
+
+    Returns a (C*kh*kw, N*Ho*Wo) matrix; the loop runs over the kh*kw kernel offsets only.
+    """
+    C, N = xpt.shape[:2]
+    cols = np.empty((C,) + tuple(kernel) + (N,) + tuple(out), xpt.dtype)
+    for u, v, window in _offsets(kernel, stride, out):
+        cols[:, u, v] = xpt[window]
+    return cols.reshape(C * kernel[0] * kernel[1], -1)
+
+
+def _col2im(dcols: np.ndarray, xpt_shape, kernel, stride, out) -> np.ndarray:
+    """The adjoint of :func:`_im2col`: add each column entry back where it was read from."""
+    C, N = xpt_shape[:2]
+    dcols = dcols.reshape((C,) + tuple(kernel) + (N,) + tuple(out))
+    dxpt = np.zeros(xpt_shape, dcols.dtype)
+    for u, v, window in _offsets(kernel, stride, out):
+        dxpt[window] += dcols[:, u, v]  # overlapping windows add up
+    return dxpt
+
+
 def _crop(xp: np.ndarray, pads, shape) -> np.ndarray:
     pt, _, pl, _ = pads
     return xp[:, :, pt : pt + shape[2], pl : pl + shape[3]]
@@ -109,8 +139,12 @@ class Conv2D(Layer):
     ``dxp[n, c, i*sh + u, j*sw + v] += sum_o dy[n, o, i, j] * W[o, c, u, v]``  (overlaps add up)
     ``dx = dxp`` without its padding.
 
-    Vectorized as one tensor contraction over the windows for ``y`` and ``dW``, and a
-    loop over the kh*kw kernel offsets ``(u, v)`` for the scatter into ``dxp``.
+    Vectorized by im2col: ``cols[(c, u, v), (n, i, j)] = xp[n, c, i*sh + u, j*sw + v]``, a matrix
+    of shape (c_in*kh*kw, N*Ho*Wo) filled by a loop over the kh*kw kernel offsets (each
+    iteration copies one shifted slice of the whole batch). Then, with ``W2 = W`` as a
+    (c_out, c_in*kh*kw) matrix and ``dy2`` = dy as (c_out, N*Ho*Wo), each formula above is
+    one matrix product: ``y2 = W2 @ cols + b``, ``dW2 += dy2 @ cols.T``, ``dcols = W2.T @ dy2``,
+    and col2im adds ``dcols`` back into ``dxp`` with the same loop over offsets.
     """
 
     def __init__(self, c_in, c_out, kernel_size, *, stride=1, padding="same", rng=None,
@@ -128,7 +162,7 @@ class Conv2D(Layer):
         shape = (self.c_out, self.c_in) + self.kernel_size
         W = _init.get(init)(shape, rng, self.dtype, "conv")
         self.params = {"W": Param(W, decay=True), "b": Param(np.zeros(self.c_out, self.dtype), decay=False)}
-        self._c_xp = None
+        self._c_cols = None
         self._c_geom = None
 
     @property
@@ -142,37 +176,33 @@ class Conv2D(Layer):
     def forward(self, x, training=True):
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "Conv2D", self.dtype)
         pads, out = _geometry(x.shape[1:], self.kernel_size, self.stride, self.padding, "Conv2D")
-        xp = _pad(x, pads)
-        win = _windows(xp, self.kernel_size, self.stride, out)
-        y = np.tensordot(win, self.W, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, c_out)
-        y = y.transpose(0, 3, 1, 2) + self.b[:, None, None]
-        self._c_xp, self._c_geom = (xp, (x.shape, pads, out)) if training else (None, None)
-        return np.ascontiguousarray(y)
+        xpt = _pad(x, pads).transpose(1, 0, 2, 3)  # (c_in, N, Hp, Wp): channels first for im2col
+        cols = _im2col(xpt, self.kernel_size, self.stride, out)
+        y2 = self.W.reshape(self.c_out, -1) @ cols + self.b[:, None]  # (c_out, N*Ho*Wo)
+        self._c_cols, self._c_geom = (cols, (x.shape, xpt.shape, pads, out)) if training else (None, None)
+        return np.ascontiguousarray(y2.reshape((self.c_out, x.shape[0]) + out).transpose(1, 0, 2, 3))
 
     def backward(self, dy):
         geom = self._c_geom
-        exp = None if geom is None else (geom[0][0], self.c_out) + geom[2]
+        exp = None if geom is None else (geom[0][0], self.c_out) + geom[3]
         dy = _checks.check_grad(dy, exp, self.dtype, "Conv2D")
-        x_shape, pads, out = geom
-        xp = self._c_xp
-        win = _windows(xp, self.kernel_size, self.stride, out)
-        self.params["W"].grad += np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))
-        self.params["b"].grad += dy.sum(axis=(0, 2, 3))
-        dcol = np.tensordot(dy, self.W, axes=([1], [0]))  # (N, Ho, Wo, c_in, kh, kw)
-        dxp = np.zeros(xp.shape, self.dtype)
-        (kh, kw), (sh, sw), (Ho, Wo) = self.kernel_size, self.stride, out
-        for u in range(kh):
-            for v in range(kw):
-                dxp[:, :, u : u + sh * (Ho - 1) + 1 : sh, v : v + sw * (Wo - 1) + 1 : sw] += (
-                    dcol[:, :, :, :, u, v].transpose(0, 3, 1, 2)
-                )
-        return _crop(dxp, pads, x_shape)
+        x_shape, xpt_shape, pads, out = geom
+        dy2 = dy.transpose(1, 0, 2, 3).reshape(self.c_out, -1)  # (c_out, N*Ho*Wo)
+        W2 = self.W.reshape(self.c_out, -1)
+        self.params["W"].grad += (dy2 @ self._c_cols.T).reshape(self.W.shape)
+        self.params["b"].grad += dy2.sum(axis=1)
+        dxpt = _col2im(W2.T @ dy2, xpt_shape, self.kernel_size, self.stride, out)
+        return np.ascontiguousarray(_crop(dxpt.transpose(1, 0, 2, 3), pads, x_shape))
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.c_in:
             raise ValueError(f"Conv2D: expected input of shape (N, {self.c_in}, H, W), got (N, {', '.join(map(str, input_shape))})")
         _, out = _geometry(input_shape, self.kernel_size, self.stride, self.padding, "Conv2D")
         return (self.c_out,) + out
+
+    def config(self):
+        return {"type": "Conv2D", "c_in": self.c_in, "c_out": self.c_out, "kernel_size": list(self.kernel_size),
+                "stride": list(self.stride), "padding": self.padding, "dtype": self.dtype.name}
 
     def extra_repr(self):
         k = self.kernel_size
@@ -221,43 +251,51 @@ class MaxPool2D(Layer):
         self._c_geom = None
 
     def _argmax(self, x):
+        """``(x, y, arg, pads, xp_shape)``; ``arg[n, c, i, j] = u*kw + v`` of the first maximum.
+
+        A loop over the kh*kw window offsets, each step comparing one strided slice of the
+        padded input with the running maximum; strict ``>`` keeps the first maximum on ties.
+        """
         x = _checks.check_input(x, (None, "C", "H", "W"), "MaxPool2D")
         pads, out = _geometry(x.shape[1:], self.pool_size, self.stride, self.padding, "MaxPool2D")
         xp = _pad(x, pads, -np.inf)
-        win = _windows(xp, self.pool_size, self.stride, out)
-        flat = win.reshape(win.shape[:4] + (-1,))  # (N, C, Ho, Wo, kh*kw), a copy
-        arg = flat.argmax(axis=-1)
-        return x, xp, flat, arg, pads, out
+        y, arg = None, np.zeros(x.shape[:2] + out, np.uint8 if np.prod(self.pool_size) < 256 else np.int64)
+        for t, (_, _, window) in enumerate(_offsets(self.pool_size, self.stride, out)):
+            candidate = xp[window]
+            if y is None:
+                y = candidate.copy()
+                continue
+            better = candidate > y
+            np.maximum(y, candidate, out=y)
+            arg += better * (t - arg)  # arithmetic instead of a masked write: no branches, ~10x faster
+        return x, y, arg, pads, xp.shape
 
     def forward(self, x, training=True):
-        x, xp, flat, arg, pads, out = self._argmax(x)
-        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-        self._c_arg, self._c_geom = (arg, (x.shape, xp.shape, pads, x.dtype)) if training else (None, None)
+        x, y, arg, pads, xp_shape = self._argmax(x)
+        self._c_arg, self._c_geom = (arg, (x.shape, xp_shape, pads, x.dtype)) if training else (None, None)
         return y
 
     def backward(self, dy):
         geom = self._c_geom
         dy = _checks.check_grad(dy, None if geom is None else self._c_arg.shape, None if geom is None else geom[3], "MaxPool2D")
         x_shape, xp_shape, pads, dtype = geom
-        N, C, Ho, Wo = dy.shape
-        Hp, Wp = xp_shape[2:]
-        kw = self.pool_size[1]
-        arg = self._c_arg
-        rows = np.arange(Ho)[:, None] * self.stride[0] + arg // kw  # (N, C, Ho, Wo) row in xp
-        cols = np.arange(Wo)[None, :] * self.stride[1] + arg % kw
-        plane = np.arange(N * C).reshape(N, C, 1, 1) * (Hp * Wp)
-        flat_index = (plane + rows * Wp + cols).ravel()
-        dxp = np.bincount(flat_index, weights=dy.ravel(), minlength=N * C * Hp * Wp)
-        return _crop(dxp.reshape(xp_shape).astype(dtype, copy=False), pads, x_shape)
+        dxp = np.zeros(xp_shape, dtype)
+        for t, (_, _, window) in enumerate(_offsets(self.pool_size, self.stride, dy.shape[2:])):
+            dxp[window] += dy * (self._c_arg == t)  # overlapping windows add up
+        return _crop(dxp, pads, x_shape)
 
     def kink_state(self, x):
-        return self._argmax(x)[3]
+        return self._argmax(x)[2]
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"MaxPool2D: expected input of shape (N, C, H, W), got (N, {', '.join(map(str, input_shape))})")
         _, out = _geometry(input_shape, self.pool_size, self.stride, self.padding, "MaxPool2D")
         return (input_shape[0],) + out
+
+    def config(self):
+        return {"type": "MaxPool2D", "pool_size": list(self.pool_size), "stride": list(self.stride),
+                "padding": self.padding}
 
     def extra_repr(self):
         s = f"pool_size={self.pool_size[0] if self.pool_size[0] == self.pool_size[1] else self.pool_size}"
@@ -286,7 +324,10 @@ class UpSampling2D(Layer):
         x = _checks.check_input(x, (None, "C", "H", "W"), "UpSampling2D")
         N, C, H, W = x.shape
         sh, sw = self.size
-        y = np.broadcast_to(x[:, :, :, None, :, None], (N, C, H, sh, W, sw)).reshape(N, C, H * sh, W * sw)
+        y = np.empty((N, C, H * sh, W * sw), x.dtype)
+        for a in range(sh):
+            for b in range(sw):
+                y[:, :, a::sh, b::sw] = x
         self._c_shape = (x.shape, x.dtype) if training else None
         return y
 
@@ -295,13 +336,21 @@ class UpSampling2D(Layer):
         N, C, H, W = shape if shape else (0,) * 4
         sh, sw = self.size
         dy = _checks.check_grad(dy, None if shape is None else (N, C, H * sh, W * sw), dtype, "UpSampling2D")
-        return dy.reshape(N, C, H, sh, W, sw).sum(axis=(3, 5))
+        dx = dy[:, :, ::sh, ::sw].copy()
+        for a in range(sh):
+            for b in range(sw):
+                if a or b:
+                    dx += dy[:, :, a::sh, b::sw]  # the sum over each sh x sw block
+        return dx
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"UpSampling2D: expected input of shape (N, C, H, W), got (N, {', '.join(map(str, input_shape))})")
         C, H, W = input_shape
         return (C, H * self.size[0], W * self.size[1])
+
+    def config(self):
+        return {"type": "UpSampling2D", "size": list(self.size)}
 
     def extra_repr(self):
         return f"size={self.size[0] if self.size[0] == self.size[1] else self.size}"

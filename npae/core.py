@@ -132,6 +132,10 @@ class Layer:
         for k in [k for k in vars(self) if k.startswith("_c_")]:
             setattr(self, k, None)
 
+    def config(self) -> dict:
+        """The constructor arguments, JSON-ready: ``{"type": class name, **kwargs}`` (no weights)."""
+        return {"type": type(self).__name__}
+
     def extra_repr(self) -> str:
         return ""
 
@@ -201,6 +205,9 @@ class Sequential(Layer):
         for layer in self.layers:
             layer.astype(dtype)
         return self
+
+    def config(self) -> dict:
+        return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
 
     def summary(self, input_shape: tuple) -> str:
         """A table of layers, per-sample output shapes and parameter counts.

@@ -73,6 +73,9 @@ class Dense(Layer):
             raise ValueError(f"Dense: expected input of shape (N, {self.n_in}), got (N, {', '.join(map(str, input_shape))})")
         return (self.n_out,)
 
+    def config(self):
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "dtype": self.dtype.name}
+
     def extra_repr(self):
         return f"{self.n_in}, {self.n_out}"
 
@@ -144,6 +147,9 @@ class Reshape(Layer):
         if math.prod(input_shape) != math.prod(self.shape):
             raise ValueError(f"Reshape: cannot reshape {tuple(input_shape)} to {self.shape}")
         return self.shape
+
+    def config(self):
+        return {"type": "Reshape", "shape": list(self.shape)}
 
     def extra_repr(self):
         return repr(self.shape)

@@ -46,6 +46,9 @@ class GaussianNoise:
         y = x + rng.standard_normal(x.shape, dtype=x.dtype) * x.dtype.type(self.std)
         return np.clip(y, *self.clip, out=y) if self.clip else y
 
+    def config(self):
+        return {"type": "GaussianNoise", "std": self.std, "clip": None if self.clip is None else list(self.clip)}
+
     def __repr__(self):
         return f"GaussianNoise(std={self.std}, clip={self.clip})"
 
@@ -59,6 +62,9 @@ class MaskingNoise:
     def __call__(self, x, rng):
         x = _prep(x, rng, "MaskingNoise")
         return np.where(rng.random(x.shape) < self.p, x.dtype.type(0), x)
+
+    def config(self):
+        return {"type": "MaskingNoise", "p": self.p}
 
     def __repr__(self):
         return f"MaskingNoise(p={self.p})"
@@ -76,6 +82,9 @@ class SaltAndPepper:
         u = rng.random(x.shape)
         salt = np.where(rng.random(x.shape) < 0.5, x.dtype.type(self.high), x.dtype.type(self.low))
         return np.where(u < self.p, salt, x)
+
+    def config(self):
+        return {"type": "SaltAndPepper", "p": self.p, "low": self.low, "high": self.high}
 
     def __repr__(self):
         return f"SaltAndPepper(p={self.p}, low={self.low}, high={self.high})"

@@ -57,6 +57,9 @@ class L1Activity:
     def kink_state(self, h):
         return np.sign(h)
 
+    def config(self):
+        return {"type": "L1Activity", "lam": self.lam}
+
     def __repr__(self):
         return f"L1Activity(lam={self.lam})"
 
@@ -87,6 +90,9 @@ class KLSparsity:
         d = (self.beta / n) * (-rho / r + (1 - rho) / (1 - r))
         return value, np.broadcast_to(d.astype(h.dtype), h.shape).copy()
 
+    def config(self):
+        return {"type": "KLSparsity", "rho": self.rho, "beta": self.beta}
+
     def __repr__(self):
         return f"KLSparsity(rho={self.rho}, beta={self.beta})"
 
@@ -104,6 +110,9 @@ class WeightDecay:
                 value += 0.5 * self.lam * float(np.vdot(p.value, p.value))
                 grads[name] = p.value * p.dtype.type(self.lam)
         return value, grads
+
+    def config(self):
+        return {"type": "WeightDecay", "lam": self.lam}
 
     def __repr__(self):
         return f"WeightDecay(lam={self.lam})"
