@@ -147,6 +147,29 @@ class Autoencoder:
                 params[name].grad += g
         return {"total": rec + pen + wd, "reconstruction": rec, "code_penalty": pen, "weight_decay": wd}
 
+    def objective(self, x, rng=None) -> float:
+        """The total objective of :meth:`loss_and_grads` by forward passes alone (for gradient checks)."""
+        x = self._as_input(x, "objective")
+        x_in = self.noise(x, rng) if self.noise is not None else x
+        h = self.encoder.forward(x_in, training=False)
+        total = self._loss(self.decoder.forward(h, training=False), x)[0]
+        if self.code_penalty is not None:
+            total += self.code_penalty(h)[0]
+        if self.weight_decay is not None:
+            total += self.weight_decay(self.named_params())[0]
+        return total
+
+    def kink_state(self, x, rng=None):
+        """Where the objective's kinks (ReLU signs, max-pool argmaxes, |h| signs) lie, for gradcheck."""
+        x = self._as_input(x, "kink_state")
+        x_in = self.noise(x, rng) if self.noise is not None else x
+        parts = [self.encoder.kink_state(x_in)]
+        h = self.encoder.forward(x_in, training=False)
+        parts.append(self.decoder.kink_state(h))
+        if hasattr(self.code_penalty, "kink_state"):
+            parts.append(self.code_penalty.kink_state(h))
+        return np.concatenate([np.ravel(p) for p in parts if p is not None] or [np.zeros(0)])
+
     def evaluate(self, x, *, batch_size: int = 256, rng=None) -> dict:
         """The terms of the objective on ``x`` without training (no caching, no gradients).
 

@@ -1,0 +1,142 @@
+"""The Autoencoder objective and the families: end-to-end gradient checks in float64,
+denoising against the clean input, the code penalty entering at the code."""
+
+import numpy as np
+import pytest
+
+import npae
+from npae import autoencoders as A
+from npae.gradcheck import check_model
+from npae.noise import GaussianNoise, MaskingNoise
+from npae.penalties import L1Activity, WeightDecay
+
+
+def away_from_kinks(model, rng):
+    """Random non-zero parameters (biases too), so no ReLU input sits exactly at 0; weights
+    ~ N(0, 1/fan_in) keep pre-activations of order 1, short of sigmoid saturation, where the
+    derivative would drown in the rounding of the objective."""
+    for _, p in model.named_params():
+        fan_in = p.shape[0] if p.value.ndim == 2 else int(np.prod(p.shape[1:])) if p.value.ndim == 4 else 10
+        p.value[...] = rng.normal(0, 1 / np.sqrt(fan_in), p.shape)
+    return model
+
+
+FAMILY_CASES = [
+    ("ordinary", {}, (3, 784)),
+    ("multilayer", {}, (3, 784)),
+    ("multilayer", {"hidden": (32, 8, 16, 8, 32)}, (2, 784)),
+    ("convolutional", {}, (2, 1, 28, 28)),
+    ("sparse", {"l1": 0.05}, (3, 784)),
+    ("sparse_kl", {"beta": 0.5}, (3, 784)),
+    ("denoising", {}, (2, 1, 28, 28)),
+    ("ordinary", {"noise": MaskingNoise(0.3), "weight_decay": WeightDecay(0.01)}, (3, 784)),
+]
+
+
+@pytest.mark.parametrize("family, kwargs, shape", FAMILY_CASES)
+def test_family_objective_gradcheck(family, kwargs, shape):
+    rng = np.random.default_rng(0)
+    model = away_from_kinks(A.FAMILIES[family](rng=rng, dtype=np.float64, **kwargs), rng)
+    x = rng.uniform(0.05, 0.95, shape)
+    report = check_model(model, x, seed=3, samples=6)
+    assert report.passed, str(report)
+    assert sum(e.kinks for e in report.entries) == 0, str(report)
+    assert {e.name for e in report.entries} == set(model.params)
+
+
+def test_check_model_fails_when_the_penalty_gradient_is_dropped():
+    rng = np.random.default_rng(0)
+    model = away_from_kinks(A.sparse(l1=0.5, rng=rng, dtype=np.float64), rng)
+
+    class Silent(L1Activity):
+        def __call__(self, h):
+            value, dh = super().__call__(h)
+            return value, np.zeros_like(dh)
+
+    model.code_penalty = Silent(0.5)
+    report = check_model(model, rng.uniform(0.05, 0.95, (3, 784)), samples=6)
+    assert not report["encoder.0.W"].passed
+    assert report["decoder.0.W"].passed  # the penalty does not reach the decoder
+
+
+def test_terms_are_reported_and_add_up():
+    rng = np.random.default_rng(0)
+    model = A.ordinary(rng=rng, code_penalty=L1Activity(1e-3), weight_decay=WeightDecay(1e-4))
+    x = rng.uniform(0, 1, (8, 784)).astype(np.float32)
+    terms = model.loss_and_grads(x)
+    assert set(terms) == {"total", "reconstruction", "code_penalty", "weight_decay"}
+    assert terms["total"] == pytest.approx(terms["reconstruction"] + terms["code_penalty"] + terms["weight_decay"])
+    assert terms["code_penalty"] > 0 and terms["weight_decay"] > 0
+    assert model.objective(x) == pytest.approx(terms["total"], rel=1e-6)
+
+
+def test_penalty_gradient_enters_at_the_code():
+    """The code penalty changes the encoder's gradients and leaves the decoder's alone."""
+    rng = np.random.default_rng(0)
+    plain = A.ordinary(rng=np.random.default_rng(1), dtype=np.float64)
+    penalized = A.ordinary(rng=np.random.default_rng(1), dtype=np.float64, code_penalty=L1Activity(0.1))
+    x = rng.uniform(0, 1, (8, 784))
+    plain.loss_and_grads(x)
+    penalized.loss_and_grads(x)
+    np.testing.assert_array_equal(plain.params["decoder.0.W"].grad, penalized.params["decoder.0.W"].grad)
+    assert not np.allclose(plain.params["encoder.0.W"].grad, penalized.params["encoder.0.W"].grad)
+
+
+def test_denoising_compares_with_the_clean_input():
+    rng = np.random.default_rng(0)
+    model = A.ordinary(rng=rng, dtype=np.float64, noise=GaussianNoise(0.5))
+    x = rng.uniform(0, 1, (6, 784))
+    terms = model.loss_and_grads(x, np.random.default_rng(7))
+    noisy = GaussianNoise(0.5)(x, np.random.default_rng(7))
+    x_hat = model.decode(model.encoder.forward(noisy, training=False))
+    assert terms["reconstruction"] == pytest.approx(npae.losses.mse(x_hat, x)[0], rel=1e-12)
+    assert terms["reconstruction"] != pytest.approx(npae.losses.mse(x_hat, noisy)[0], rel=1e-3)
+    # inference never adds noise
+    np.testing.assert_array_equal(model.reconstruct(x), model.reconstruct(x))
+    with pytest.raises(ValueError, match="rng"):
+        model.loss_and_grads(x)
+
+
+def test_family_shapes_and_defaults():
+    conv = A.convolutional(rng=np.random.default_rng(0))
+    assert conv.code_shape == (8, 4, 4) and conv.input_shape == (1, 28, 28)
+    den = A.denoising(rng=np.random.default_rng(0))
+    assert den.code_shape == (32, 7, 7) and isinstance(den.noise, GaussianNoise) and den.noise.std == 0.5
+    ml = A.multilayer(rng=np.random.default_rng(0))
+    assert ml.code_shape == (64,)
+    assert [p.shape for _, p in ml.named_params()][::2] == [(784, 128), (128, 64), (64, 128), (128, 784)]
+    assert A.ordinary(code=32, rng=np.random.default_rng(0)).code_shape == (32,)
+    assert "MaxPool2D" in conv.summary() and "(N, 1, 28, 28)" in conv.summary()
+    with pytest.raises(ValueError, match="odd number"):
+        A.multilayer(hidden=(128, 64))
+
+
+def test_flat_and_image_inputs_both_work():
+    model = A.ordinary(rng=np.random.default_rng(0))
+    (x, _), _ = npae.load_mnist()
+    a = model.reconstruct(x[:4])
+    b = model.reconstruct(x[:4].reshape(4, 784))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (4, 784)
+    with pytest.raises(ValueError, match=r"\(N, 784\)"):
+        model.reconstruct(np.zeros((4, 100), np.float32))
+
+
+def test_autoencoder_rejects_mismatched_parts():
+    with pytest.raises(ValueError, match="not to the input shape"):
+        npae.Autoencoder(npae.Sequential(npae.Dense(784, 10)), npae.Sequential(npae.Dense(10, 700)), input_shape=(784,))
+    with pytest.raises(ValueError, match="loss"):
+        npae.Autoencoder(npae.Dense(4, 2), npae.Dense(2, 4), loss="mae")
+    with pytest.raises(TypeError, match="encoder"):
+        npae.Autoencoder("dense", npae.Dense(2, 4))
+
+
+def test_evaluate_is_the_mean_over_all_elements_whatever_the_batch_size():
+    rng = np.random.default_rng(0)
+    model = A.ordinary(rng=rng, dtype=np.float64, code_penalty=L1Activity(0.01))
+    x = rng.uniform(0, 1, (37, 784))
+    a = model.evaluate(x, batch_size=5)
+    b = model.evaluate(x, batch_size=100)
+    assert a["reconstruction"] == pytest.approx(b["reconstruction"], rel=1e-12)
+    assert a["code_penalty"] == pytest.approx(b["code_penalty"], rel=1e-12)
+    assert b["reconstruction"] == pytest.approx(npae.losses.mse(model.reconstruct(x), x)[0], rel=1e-12)

@@ -1,0 +1,324 @@
+"""Training, saving, checkpoints and resume: nothing lost, nothing executed, bit for bit."""
+
+import io as _io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+
+import npae
+from npae import autoencoders as A
+from npae.io import META, ModelFileError
+from npae.noise import GaussianNoise
+from npae.penalties import L1Activity
+
+X = npae.load_mnist(flatten=True)[0][0][:600]
+X_VAL = npae.load_mnist(flatten=True)[1][0][:200]
+
+
+def small(seed=0, **kw):
+    return A.ordinary(code=16, rng=np.random.default_rng(seed), **kw)
+
+
+def weights(model):
+    return {n: p.value.copy() for n, p in model.named_params()}
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for n in wa:
+        np.testing.assert_array_equal(wa[n], wb[n], err_msg=n)
+
+
+# -- fit ------------------------------------------------------------------------------------
+def test_fit_history_and_output():
+    model = small(code_penalty=L1Activity(1e-3))
+    out = _io.StringIO()
+    history = model.fit(X, epochs=2, batch_size=64, validation_data=X_VAL, rng=np.random.default_rng(0), out=out)
+    assert len(history) == 2 and history.stop_reason is None
+    for key in ("train_reconstruction", "train_code_penalty", "train_total", "val_reconstruction", "seconds", "samples_per_s"):
+        assert len(history[key]) == 2 and all(np.isfinite(history[key]))
+    assert history["val_reconstruction"][1] < history["val_reconstruction"][0]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2  train rec ") and "pen" in lines[0]
+    assert "samples/s" in lines[0] and "| val rec" in lines[0]
+    json.dumps(history.to_dict())  # the history is plain JSON
+
+
+def test_fit_quiet():
+    out = _io.StringIO()
+    small().fit(X, epochs=1, rng=np.random.default_rng(0), verbose=False, out=out)
+    assert out.getvalue() == ""
+
+
+def test_fit_is_reproducible_with_the_same_seed():
+    a, b = small(1), small(1)
+    a.fit(X, epochs=2, batch_size=50, rng=np.random.default_rng(5), verbose=False)
+    b.fit(X, epochs=2, batch_size=50, rng=np.random.default_rng(5), verbose=False)
+    assert_same_weights(a, b)
+
+
+def poison_at(opt, step):
+    """At the given step, write an infinity into a weight, as a diverging run eventually does."""
+    real = opt.step
+
+    def stepper():
+        real()
+        if opt.t == step:
+            next(iter(opt.params.values())).value[0, 0] = np.inf
+
+    opt.step = stepper
+    return opt
+
+
+def test_nan_stops_training_and_keeps_last_good_weights(tmp_path):
+    model = small()
+    opt = npae.optim.Adam(model.named_params())
+    out = _io.StringIO()
+    with pytest.warns(RuntimeWarning, match="diverged in epoch 2"):
+        history = model.fit(X, epochs=3, batch_size=100, optimizer=poison_at(opt, 9), rng=np.random.default_rng(0),
+                            checkpoint=tmp_path / "ck.npz", out=out)
+    assert history.stop_reason.startswith("diverged in epoch 2") and len(history) == 1
+    assert all(np.all(np.isfinite(p.value)) for _, p in model.named_params())
+    assert_same_weights(model, npae.load(tmp_path / "ck.npz"))  # the weights after epoch 1
+    assert "training stopped" in out.getvalue() and "after epoch 1" in out.getvalue()
+
+
+def test_nan_loss_from_a_diverging_learning_rate_stops_cleanly():
+    model = A.ordinary(code=16, rng=np.random.default_rng(0), loss="mse")
+    history = model.fit(X, epochs=4, optimizer=npae.optim.SGD(model.named_params(), lr=1e30),
+                        rng=np.random.default_rng(0), verbose=False)
+    # with lr 1e30 the weights overflow to inf within a few steps
+    assert history.stop_reason is not None and "diverged" in history.stop_reason
+    assert all(np.all(np.isfinite(p.value)) for _, p in model.named_params())
+
+
+def interrupt_at(opt, step):
+    """Raise KeyboardInterrupt (as Ctrl-C does) when the optimizer is about to take ``step``."""
+    real = opt.step
+
+    def stepper():
+        if opt.t + 1 == step:
+            raise KeyboardInterrupt
+        real()
+
+    opt.step = stepper
+    return opt
+
+
+def test_ctrl_c_keeps_the_last_completed_epoch(tmp_path):
+    model = small()
+    opt = npae.optim.Adam(model.named_params())
+    ckpt = tmp_path / "ck.npz"
+    history = model.fit(X, epochs=3, batch_size=100, optimizer=interrupt_at(opt, 9), rng=np.random.default_rng(0),
+                        checkpoint=ckpt, out=_io.StringIO())  # 6 steps an epoch: stops in epoch 2
+    assert history.stop_reason == "interrupted in epoch 2" and len(history) == 1
+    assert_same_weights(model, npae.load(ckpt))  # the weights after epoch 1, also on disk
+
+
+def test_resume_is_bit_for_bit(tmp_path):
+    """An interrupted and resumed run ends with exactly the weights of an uninterrupted one."""
+    kw = dict(noise=GaussianNoise(0.3), code_penalty=L1Activity(1e-4))  # the rng also draws noise
+    straight = small(3, **kw)
+    h1 = straight.fit(X, epochs=3, batch_size=64, rng=np.random.default_rng(11), verbose=False,
+                      validation_data=X_VAL)
+
+    ckpt = tmp_path / "run.npz"
+    first = small(3, **kw)
+    opt = npae.optim.Adam(first.named_params())
+    first.fit(X, epochs=3, batch_size=64, optimizer=interrupt_at(opt, 15), rng=np.random.default_rng(11),
+              checkpoint=ckpt, verbose=False, validation_data=X_VAL)  # 10 steps an epoch: dies in epoch 2
+
+    resumed = small(99, **kw)  # a new process: other initial weights, another generator
+    h2 = resumed.fit(X, epochs=3, batch_size=64, rng=np.random.default_rng(12345), resume=ckpt,
+                     checkpoint=ckpt, out=_io.StringIO(), validation_data=X_VAL)
+    assert_same_weights(straight, resumed)
+    assert h2["train_total"] == h1["train_total"] and h2["val_reconstruction"] == h1["val_reconstruction"]
+    assert [r["epoch"] for r in h2.rows] == [1, 2, 3]
+
+
+def test_resume_errors(tmp_path):
+    model = small()
+    npae.save(model, tmp_path / "model.npz")
+    with pytest.raises(ModelFileError, match="not a checkpoint"):
+        model.fit(X, epochs=2, resume=tmp_path / "model.npz", verbose=False)
+    model.fit(X, epochs=1, checkpoint=tmp_path / "ck.npz", rng=np.random.default_rng(0), verbose=False)
+    with pytest.raises(ModelFileError, match="the architecture needs"):
+        A.ordinary(code=8).fit(X, epochs=2, resume=tmp_path / "ck.npz", verbose=False)
+    with pytest.raises(ValueError, match="trained with Adam"):
+        small().fit(X, epochs=2, resume=tmp_path / "ck.npz", optimizer=npae.optim.SGD(small().named_params(), lr=0.1))
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"epochs": 0}, ValueError, "epochs"),
+    ({"epochs": 1, "batch_size": 0}, ValueError, "batch_size"),
+    ({"epochs": 1, "rng": 3}, TypeError, "Generator"),
+])
+def test_fit_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        small().fit(X, verbose=False, **kwargs)
+
+
+def test_fit_bad_data():
+    with pytest.raises(TypeError, match="float64 but the model is float32"):
+        small().fit(X.astype(np.float64), epochs=1)
+    with pytest.raises(ValueError, match=r"\(N, 784\)"):
+        small().fit(X[:, :100], epochs=1)
+    bad = X.copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        small().fit(bad, epochs=1)
+
+
+# -- save / load ----------------------------------------------------------------------------
+@pytest.mark.parametrize("family", sorted(A.FAMILIES))
+def test_save_load_roundtrip(family, tmp_path):
+    model = A.FAMILIES[family](rng=np.random.default_rng(0))
+    for _, p in model.named_params():
+        p.value[...] += np.random.default_rng(1).normal(0, 0.01, p.shape).astype(p.dtype)
+    npae.save(model, tmp_path / "m.npz")
+    loaded = npae.load(tmp_path / "m.npz")
+    assert_same_weights(model, loaded)
+    assert loaded.config() == model.config()
+    x = npae.load_mnist()[1][0][:3]
+    np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
+
+
+def write_npz(path, **arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def meta_of(model):
+    meta = {"format": "npae", "version": 1, "kind": "model", "model": model.config()}
+    return meta
+
+
+def encode(meta):
+    return np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+
+def params_of(model):
+    return {f"param/{n}": p.value for n, p in model.named_params()}
+
+
+def test_tampered_and_foreign_files(tmp_path):
+    model = small()
+    good = params_of(model)
+    cases = {}
+    cases["not_zip.npz"] = b"this is not an npz file"
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    write_npz(tmp_path / "no_meta.npz", x=np.zeros(3))
+    write_npz(tmp_path / "bad_json.npz", **{META: np.frombuffer(b"{not json", np.uint8)}, **good)
+    newer = meta_of(model) | {"version": 99}
+    write_npz(tmp_path / "newer.npz", **{META: encode(newer)}, **good)
+    evil = meta_of(model)
+    evil["model"]["encoder"]["layers"][0]["type"] = "os.system"
+    write_npz(tmp_path / "unknown_layer.npz", **{META: encode(evil)}, **good)
+    wrong = dict(good)
+    wrong["param/encoder.0.W"] = np.zeros((784, 15), np.float32)
+    write_npz(tmp_path / "wrong_shape.npz", **{META: encode(meta_of(model))}, **wrong)
+    missing = {k: v for k, v in good.items() if k != "param/decoder.0.b"}
+    write_npz(tmp_path / "missing.npz", **{META: encode(meta_of(model))}, **missing)
+    nan = dict(good)
+    nan["param/decoder.0.b"] = np.full(784, np.nan, np.float32)
+    write_npz(tmp_path / "nan.npz", **{META: encode(meta_of(model))}, **nan)
+    bad_kwargs = meta_of(model)
+    bad_kwargs["model"]["encoder"]["layers"][0]["n_in"] = -5
+    write_npz(tmp_path / "bad_kwargs.npz", **{META: encode(bad_kwargs)}, **good)
+    expected = {
+        "not_zip.npz": "not a readable", "no_meta.npz": "no __npae__", "bad_json.npz": "corrupt description",
+        "newer.npz": "newer npae", "unknown_layer.npz": "unknown layer 'os.system'", "wrong_shape.npz": "(784, 15)",
+        "missing.npz": "missing ['decoder.0.b']", "nan.npz": "NaN", "bad_kwargs.npz": "invalid layer configuration",
+    }
+    for name, fragment in expected.items():
+        with pytest.raises(ModelFileError, match=None) as info:
+            npae.load(tmp_path / name)
+        assert fragment in str(info.value), (name, str(info.value))
+    with pytest.raises(ModelFileError, match="no such file"):
+        npae.load(tmp_path / "absent.npz")
+
+
+class Exploit:
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(os.environ["NPAE_PWNED"]),))
+
+
+def test_pickled_payload_is_never_executed(tmp_path, monkeypatch):
+    flag = tmp_path / "pwned"
+    monkeypatch.setenv("NPAE_PWNED", str(flag))
+    payload = np.empty(1, dtype=object)
+    payload[0] = Exploit()
+    model = small()
+    arrays = {META: encode(meta_of(model)), **params_of(model)}
+    arrays["param/encoder.0.W"] = payload
+    with open(tmp_path / "evil.npz", "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ModelFileError):
+        npae.load(tmp_path / "evil.npz")
+    with open(tmp_path / "evil_meta.npz", "wb") as f:
+        np.savez(f, **{META: payload})
+    with pytest.raises(ModelFileError):
+        npae.load(tmp_path / "evil_meta.npz")
+    assert not flag.exists()
+
+
+def test_a_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    first = small(1)
+    npae.save(first, path)
+
+    def crash(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        npae.save(small(2), path)
+    monkeypatch.undo()
+    assert_same_weights(npae.load(path), first)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_killing_the_process_mid_save_leaves_a_loadable_file(tmp_path):
+    """A child saves in a loop; we SIGKILL it at several moments; the file always loads."""
+    path = tmp_path / "m.npz"
+    npae.save(A.multilayer(rng=np.random.default_rng(0)), path)
+    script = textwrap.dedent(f"""
+        import numpy as np, npae, sys
+        model = npae.autoencoders.multilayer(rng=np.random.default_rng(1))
+        print("ready", flush=True)
+        while True:
+            npae.save(model, {str(path)!r})
+    """)
+    for delay in (0.05, 0.13, 0.31):
+        child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+        child.stdout.readline()
+        try:
+            child.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        loaded = npae.load(path)
+        assert loaded.n_params() == 784 * 128 + 128 + 128 * 64 + 64 + 64 * 128 + 128 + 128 * 784 + 784
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "m.npz"]
+    assert all(name.startswith(".m.npz.tmp-") for name in leftovers)  # never mistaken for the model
+
+
+def test_checkpoint_holds_everything(tmp_path):
+    model = small()
+    model.fit(X, epochs=1, checkpoint=tmp_path / "ck.npz", rng=np.random.default_rng(0), verbose=False)
+    state = npae.io.load_checkpoint(tmp_path / "ck.npz")
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    assert state["optimizer"] is npae.optim.Adam and int(state["optimizer_state"]["step"]) == 5  # 600 / 128
+    assert state["rng_state"]["bit_generator"] == "PCG64"
+    with zipfile.ZipFile(tmp_path / "ck.npz") as z:
+        assert all(n.endswith(".npy") for n in z.namelist())
