@@ -191,8 +191,25 @@ class Conv2D(Layer):
         W2 = self.W.reshape(self.c_out, -1)
         self.params["W"].grad += (dy2 @ self._c_cols.T).reshape(self.W.shape)
         self.params["b"].grad += dy2.sum(axis=1)
-        dxpt = _col2im(W2.T @ dy2, xpt_shape, self.kernel_size, self.stride, out)
+        if self.stride == (1, 1) and self.c_out < self.c_in:
+            dxpt = self._dxpt_by_full_correlation(dy, xpt_shape)
+        else:
+            dxpt = _col2im(W2.T @ dy2, xpt_shape, self.kernel_size, self.stride, out)
         return np.ascontiguousarray(_crop(dxpt.transpose(1, 0, 2, 3), pads, x_shape))
+
+    def _dxpt_by_full_correlation(self, dy, xpt_shape):
+        """``dxp`` for stride 1 as a convolution of dy, for layers that narrow (c_out < c_in).
+
+        With stride 1 the scatter ``dxp[n, c, a, b] = sum_{o,u,v} dy[n, o, a - u, b - v] W[o, c, u, v]``
+        is a "full" correlation: pad dy by (kh - 1, kw - 1) on every side and correlate it with
+        the flipped kernel ``Wf[c, o, u, v] = W[o, c, kh-1-u, kw-1-v]``. Its im2col matrix has
+        c_out*kh*kw rows instead of the c_in*kh*kw that col2im would scatter: cheaper when c_out < c_in.
+        """
+        kh, kw = self.kernel_size
+        dypt = np.pad(dy.transpose(1, 0, 2, 3), ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+        cols = _im2col(dypt, self.kernel_size, (1, 1), xpt_shape[2:])
+        Wf = self.W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(self.c_in, -1)
+        return (Wf @ cols).reshape(xpt_shape)
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.c_in:

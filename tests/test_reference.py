@@ -35,6 +35,18 @@ def test_conv2d_matches_loops(case):
     close(layer.params["b"].grad, db_ref)
 
 
+@pytest.mark.parametrize("c_in, c_out, padding", [(4, 1, "same"), (3, 2, "valid"), (3, 2, 2), (1, 4, "same"), (2, 2, 1)])
+def test_conv2d_both_backward_paths_match_loops(c_in, c_out, padding):
+    """Stride 1 narrowing layers take the full-correlation path, the others col2im."""
+    rng = np.random.default_rng(0)
+    layer = npae.Conv2D(c_in, c_out, (3, 2), padding=padding, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((2, c_in, 6, 5))
+    dy = rng.standard_normal(layer.forward(x).shape)
+    dx_ref, dW_ref, _ = ref.conv2d_backward(x, layer.W, dy, (1, 1), padding)
+    close(layer.backward(dy), dx_ref)
+    close(layer.params["W"].grad, dW_ref)
+
+
 @REF_SETTINGS
 @given(case=pool_cases(), ties=st.booleans())
 def test_maxpool2d_matches_loops(case, ties):
