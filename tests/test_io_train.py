@@ -322,3 +322,19 @@ def test_checkpoint_holds_everything(tmp_path):
     assert state["rng_state"]["bit_generator"] == "PCG64"
     with zipfile.ZipFile(tmp_path / "ck.npz") as z:
         assert all(n.endswith(".npy") for n in z.namelist())
+
+
+class Terminal(_io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal():
+    out = Terminal()
+    small().fit(X, epochs=1, batch_size=100, rng=np.random.default_rng(0), out=out)
+    text = out.getvalue()
+    assert "\repoch 1/1 [" in text and "6/6" in text  # the bar reached the last batch
+    assert text.rstrip().splitlines()[-1].lstrip("\r ").startswith("epoch 1/1  train rec")
+    plain = _io.StringIO()
+    small().fit(X, epochs=1, batch_size=100, rng=np.random.default_rng(0), out=plain)
+    assert "[" not in plain.getvalue() and "\r" not in plain.getvalue()
