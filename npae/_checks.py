@@ -140,6 +140,16 @@ def nonneg_float(v, name: str, where: str) -> float:
     return f
 
 
+def named_or_callable(value, table: dict, what: str):
+    """``table[value]`` for a name, ``value`` itself for a callable; a clear error otherwise."""
+    if callable(value):
+        return value
+    try:
+        return table[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(table)} or a callable") from None
+
+
 def check_rng(rng, where: str) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(

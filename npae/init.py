@@ -43,12 +43,7 @@ INITIALIZERS = {"glorot_uniform": glorot_uniform, "he_normal": he_normal}
 
 def get(init) -> callable:
     """Look an initializer up by name, or pass a callable ``(shape, rng, dtype, layout)`` through."""
-    if callable(init):
-        return init
-    try:
-        return INITIALIZERS[init]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown initializer {init!r}; expected one of {sorted(INITIALIZERS)} or a callable") from None
+    return _checks.named_or_callable(init, INITIALIZERS, "initializer")
 
 
 def default_rng(rng, where: str) -> np.random.Generator:

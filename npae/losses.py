@@ -65,9 +65,4 @@ LOSSES = {"mse": mse, "bce": bce}
 
 def get(loss):
     """A loss by name (``"mse"``, ``"bce"``) or a callable ``(y_pred, y) -> (value, grad)``."""
-    if callable(loss):
-        return loss
-    try:
-        return LOSSES[loss]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)} or a callable") from None
+    return _checks.named_or_callable(loss, LOSSES, "loss")
