@@ -353,7 +353,7 @@ def denoising(noise=None, *, rng=None, dtype=np.float32, loss="mse", init="gloro
 # intensity removes the push towards black; 3 of 3 seeds then train (He-normal weights
 # alone also escape, more slowly). Keras' "same" defaults are otherwise kept.
 OUTPUT_BIAS = float(np.log(0.1307 / (1 - 0.1307)))
-SPARSE_L1 = 1e-4
+SPARSE_L1 = 3e-5
 SPARSE_KL_BETA = 0.1
 
 FAMILIES = {"ordinary": ordinary, "multilayer": multilayer, "convolutional": convolutional,
