@@ -175,6 +175,8 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
                     sums[t] += result[t] * len(xb)
                 progress.update(b + 1, result["total"])
             progress.clear()
+            for name, p in model.named_params():  # a NaN gradient in the last step shows only here
+                _checks.check_finite(p.value, "fit", f"parameter {name} after the last step of the epoch")
             seconds = time.perf_counter() - t0
             row = {"epoch": epoch, **{f"train_{t}": sums[t] / n for t in TERMS},
                    "seconds": seconds, "samples_per_s": n / seconds}

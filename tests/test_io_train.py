@@ -91,6 +91,16 @@ def test_nan_stops_training_and_keeps_last_good_weights(tmp_path):
     assert "training stopped" in out.getvalue() and "after epoch 1" in out.getvalue()
 
 
+def test_nan_in_the_last_step_of_an_epoch_is_caught(tmp_path):
+    model = small()
+    opt = npae.optim.Adam(model.named_params())
+    with pytest.warns(RuntimeWarning, match="after the last step"):
+        history = model.fit(X, epochs=2, batch_size=100, optimizer=poison_at(opt, 12), rng=np.random.default_rng(0),
+                            checkpoint=tmp_path / "ck.npz", verbose=False)  # step 12 ends epoch 2
+    assert len(history) == 1
+    assert_same_weights(model, npae.load(tmp_path / "ck.npz"))
+
+
 def test_nan_loss_from_a_diverging_learning_rate_stops_cleanly():
     model = A.ordinary(code=16, rng=np.random.default_rng(0), loss="mse")
     history = model.fit(X, epochs=4, optimizer=npae.optim.SGD(model.named_params(), lr=1e30),
