@@ -22,9 +22,11 @@ def close(a, b):
 
 
 @REF_SETTINGS
-@given(case=conv_cases())
-def test_conv2d_matches_loops(case):
+@given(case=conv_cases(), fast=st.booleans())
+def test_conv2d_matches_loops(case, fast):
+    """Both kernels: the flat-shift one (stride 1, the default) and the strided reference one."""
     layer, x, rng = case
+    layer.fast = fast
     y = layer.forward(x)
     close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
     dy = rng.standard_normal(y.shape)
@@ -36,10 +38,12 @@ def test_conv2d_matches_loops(case):
 
 
 @pytest.mark.parametrize("c_in, c_out, padding", [(4, 1, "same"), (3, 2, "valid"), (3, 2, 2), (1, 4, "same"), (2, 2, 1)])
-def test_conv2d_both_backward_paths_match_loops(c_in, c_out, padding):
-    """Stride 1 narrowing layers take the full-correlation path, the others col2im."""
+@pytest.mark.parametrize("fast", [True, False])
+def test_conv2d_both_backward_paths_match_loops(c_in, c_out, padding, fast):
+    """Stride 1 narrowing layers take the full-correlation path, the others col2im (in both kernels)."""
     rng = np.random.default_rng(0)
     layer = npae.Conv2D(c_in, c_out, (3, 2), padding=padding, rng=rng, dtype=np.float64)
+    layer.fast = fast
     x = rng.standard_normal((2, c_in, 6, 5))
     dy = rng.standard_normal(layer.forward(x).shape)
     dx_ref, dW_ref, _ = ref.conv2d_backward(x, layer.W, dy, (1, 1), padding)

@@ -1,0 +1,80 @@
+"""Forward and backward time of every layer at the shapes of the article's families.
+
+    python benchmarks/bench_layers.py [--batch-size 256] [--repeat 5] [--families ...]
+
+float32, one training forward then one backward per repeat; the median is reported,
+with GFLOP/s for the layers that do arithmetic worth counting (Dense, Conv2D):
+forward 2*N*(multiply-adds of one sample), backward twice that (dW and dx).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import npae  # noqa: E402
+from npae import autoencoders as A  # noqa: E402
+
+
+def flops_forward(layer, x_shape, y_shape) -> float:
+    if isinstance(layer, npae.Dense):
+        return 2.0 * x_shape[0] * layer.n_in * layer.n_out
+    if isinstance(layer, npae.Conv2D):
+        kh, kw = layer.kernel_size
+        return 2.0 * math.prod(y_shape) * layer.c_in * kh * kw
+    return 0.0
+
+
+def median_time(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def bench_family(name, batch, repeat, rng):
+    model = A.FAMILIES[name](rng=np.random.default_rng(0))
+    x = rng.uniform(0, 1, (batch,) + model.input_shape).astype(np.float32)
+    rows = []
+    for part in (model.encoder, model.decoder):
+        for layer in part:
+            y = layer.forward(x)
+            dy = np.ones_like(y)
+            layer.backward(dy)  # warm-up
+            t_f = median_time(lambda: layer.forward(x), repeat)
+            t_b = median_time(lambda: layer.backward(dy), repeat)
+            f = flops_forward(layer, x.shape, y.shape)
+            rows.append((name, repr(layer), x.shape, t_f, t_b, f))
+            x = layer.forward(x, training=False)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--families", default="ordinary,multilayer,convolutional,denoising")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    print(f"npae {npae.__version__}, numpy {np.__version__}, float32, batch {args.batch_size}, median of {args.repeat}")
+    print(f"{'family':<14} {'layer':<46} {'input':<20} {'fwd ms':>8} {'bwd ms':>8} {'fwd GF/s':>9} {'bwd GF/s':>9}")
+    for fam in args.families.split(","):
+        total_f = total_b = 0.0
+        for name, layer, shape, t_f, t_b, f in bench_family(fam, args.batch_size, args.repeat, rng):
+            total_f, total_b = total_f + t_f, total_b + t_b
+            gf = f"{f / t_f / 1e9:9.1f}" if f else " " * 9
+            gb = f"{2 * f / t_b / 1e9:9.1f}" if f else " " * 9
+            print(f"{name:<14} {layer[:46]:<46} {str(shape):<20} {t_f * 1e3:8.2f} {t_b * 1e3:8.2f} {gf} {gb}")
+        print(f"{fam:<14} {'all layers':<46} {'':<20} {total_f * 1e3:8.2f} {total_b * 1e3:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
