@@ -59,7 +59,9 @@ class Dense(Layer):
     def forward(self, x, training=True):
         x = _checks.check_input(x, (None, self.n_in), "Dense", self.dtype)
         self._c_x = x if training else None
-        return x @ self.W + self.b
+        y = x @ self.W
+        y += self.b
+        return y
 
     def backward(self, dy):
         x = self._c_x

@@ -41,7 +41,9 @@ def mse(y_pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     y_pred, y = _pair(y_pred, y, "mse")
     diff = y_pred - y
     m = y_pred.dtype.type(diff.size)
-    return float(np.vdot(diff, diff) / m), diff * (2 / m)
+    value = float(np.vdot(diff, diff) / m)
+    diff *= 2 / m  # the gradient, in the same array
+    return value, diff
 
 
 def bce(y_pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

@@ -150,8 +150,19 @@ class Adam(Optimizer):
         super().__init__(named_params)
 
     def _update(self, name, p):
-        m, v = self.state["m"][name], self.state["v"][name]
-        w_new, m_new, v_new = adam_update(p.value, p.grad, m, v, self.t, self.lr, self.beta1, self.beta2, self.eps)
-        p.value[...] = w_new
-        m[...] = m_new
-        v[...] = v_new
+        """:func:`adam_update` computed in place, the same operations in the same order (so the
+        results are bit for bit those of the pure function; a test holds them to it), with one
+        scratch array instead of a temporary per operation."""
+        m, v, g, w = self.state["m"][name], self.state["v"][name], p.grad, p.value
+        b1, b2 = self.beta1, self.beta2
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
+        denom = v / (1 - b2**self.t)
+        np.sqrt(denom, out=denom)
+        denom += self.eps
+        step = m / (1 - b1**self.t)
+        step *= self.lr
+        step /= denom
+        w -= step

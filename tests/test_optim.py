@@ -171,3 +171,20 @@ def test_optimizer_bad_params():
         Adam([np.zeros(3)])
     with pytest.raises(ValueError, match="momentum"):
         SGD(npae.Dense(2, 2).named_params(), lr=0.1, momentum=1.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_adam_equals_the_pure_rule_bit_for_bit(dtype):
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((7, 5)).astype(dtype)
+    p = Param(w0.copy())
+    opt = Adam([("w", p)], lr=0.01)
+    w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    for t in range(1, 6):
+        g = rng.standard_normal(w0.shape).astype(dtype)
+        p.grad[...] = g
+        opt.step()
+        w, m, v = adam_update(w, g, m, v, t, 0.01, 0.9, 0.999, 1e-8)
+        np.testing.assert_array_equal(p.value, w)
+        np.testing.assert_array_equal(opt.state["m"]["w"], m)
+        np.testing.assert_array_equal(opt.state["v"]["w"], v)
