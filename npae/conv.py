@@ -164,6 +164,17 @@ class Conv2D(Layer):
         self.params = {"W": Param(W, decay=True), "b": Param(np.zeros(self.c_out, self.dtype), decay=False)}
         self._c_cols = None
         self._c_geom = None
+        self._bufs = {}
+
+    def _buffer(self, key, shape):
+        """A scratch array kept from call to call. Allocating 100+ MB afresh every step costs as
+        much as filling it (the kernel zeroes each new page), so the fast kernels reuse theirs.
+        Made zeroed; a caller that needs zeros where it does not write (pads, unused grid
+        positions) writes the same region on every call, so those stay zero."""
+        buf = self._bufs.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
+            buf = self._bufs[key] = np.zeros(shape, self.dtype)
+        return buf
 
     @property
     def W(self):
@@ -180,7 +191,7 @@ class Conv2D(Layer):
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "Conv2D", self.dtype)
         pads, out = _geometry(x.shape[1:], self.kernel_size, self.stride, self.padding, "Conv2D")
         flat = self.fast and self.stride == (1, 1)
-        y, cols, xpt_shape = (self._forward_flat if flat else self._forward_strided)(x, pads, out)
+        y, cols, xpt_shape = (self._forward_flat if flat else self._forward_strided)(x, pads, out, training)
         self._c_cols, self._c_geom = (cols, (x.shape, xpt_shape, pads, out, flat)) if training else (None, None)
         return y
 
@@ -194,7 +205,7 @@ class Conv2D(Layer):
         return np.ascontiguousarray(_crop(dxpt.transpose(1, 0, 2, 3), pads, x_shape))
 
     # -- the readable kernels: any stride -------------------------------------------------
-    def _forward_strided(self, x, pads, out):
+    def _forward_strided(self, x, pads, out, training):
         xpt = _pad(x, pads).transpose(1, 0, 2, 3)  # (c_in, N, Hp, Wp): channels first for im2col
         cols = _im2col(xpt, self.kernel_size, self.stride, out)
         y2 = self.W.reshape(self.c_out, -1) @ cols + self.b[:, None]  # (c_out, N*Ho*Wo)
@@ -229,40 +240,61 @@ class Conv2D(Layer):
     # cols[(c, u, v), q] = xf[c, q + u*Wp + v], for q < L = Np - (kh-1)*Wp - (kw-1), Np = N*Hp*Wp.
     # Positions q whose (a, b) fall outside Ho x Wo are computed and thrown away (15% extra
     # at 28x28 with a 3x3 kernel); in backward their dy is 0, so they add nothing.
-    def _forward_flat(self, x, pads, out):
+    # A layer that narrows (c_in >= 2 c_out) skips the im2col matrix altogether: it multiplies
+    # each shifted slice of xf by that offset's (c_out, c_in) kernel slice and adds up, reading
+    # xf kh*kw times instead of writing and reading a matrix kh*kw times its size.
+    def _shifts(self, Wp):
+        kh, kw = self.kernel_size
+        return [(u, v, u * Wp + v) for u in range(kh) for v in range(kw)]
+
+    def _forward_flat(self, x, pads, out, training):
         (kh, kw), (pt, _, pl, _) = self.kernel_size, pads
         N, C, H, W = x.shape
         Hp, Wp = out[0] + kh - 1, out[1] + kw - 1
-        xpt = np.zeros((C, N, Hp, Wp), self.dtype)
+        # what training caches stays untouched by an inference call in between
+        tag = "" if training else "_eval"
+        xpt = self._buffer("xpt" + tag, (C, N, Hp, Wp))
         xpt[:, :, pt:pt + H, pl:pl + W] = x.transpose(1, 0, 2, 3)[:, :, : Hp - pt, : Wp - pl]
         xf = xpt.reshape(C, -1)
         L = xf.shape[1] - (kh - 1) * Wp - (kw - 1)
-        cols = np.empty((C, kh, kw, L), self.dtype)
-        for u in range(kh):
-            for v in range(kw):
-                cols[:, u, v] = xf[:, u * Wp + v: u * Wp + v + L]
-        cols = cols.reshape(-1, L)
-        yf = np.empty((self.c_out, N * Hp * Wp), self.dtype)
-        yf[:, :L] = self.W.reshape(self.c_out, -1) @ cols
+        yf = self._buffer("yf", (self.c_out, N * Hp * Wp))
+        if self.c_in >= 2 * self.c_out:
+            cached = xf
+            for u, v, shift in self._shifts(Wp):
+                part = np.ascontiguousarray(self.W[:, :, u, v]) @ xf[:, shift:shift + L]
+                if u == v == 0:
+                    yf[:, :L] = part
+                else:
+                    yf[:, :L] += part
+        else:
+            cols = self._buffer("cols" + tag, (C, kh, kw, L))
+            for u, v, shift in self._shifts(Wp):
+                cols[:, u, v] = xf[:, shift:shift + L]
+            cached = cols = cols.reshape(-1, L)
+            np.matmul(self.W.reshape(self.c_out, -1), cols, out=yf[:, :L])
         valid = yf.reshape(self.c_out, N, Hp, Wp)[:, :, : out[0], : out[1]].transpose(1, 0, 2, 3)
         y = np.empty((N, self.c_out) + out, self.dtype)
         np.add(valid, self.b[:, None, None], out=y)
-        return y, cols, xpt.shape
+        return y, cached, xpt.shape
 
     def _backward_flat(self, dy, xpt_shape, out):
         (kh, kw), (C, N, Hp, Wp) = self.kernel_size, xpt_shape
-        cols = self._c_cols
-        L = cols.shape[1]
-        dyf = np.zeros((self.c_out, N, Hp, Wp), self.dtype)
+        L = N * Hp * Wp - (kh - 1) * Wp - (kw - 1)
+        dyf = self._buffer("dyf", (self.c_out, N, Hp, Wp))
         dyf[:, :, : out[0], : out[1]] = dy.transpose(1, 0, 2, 3)
         dyf = dyf.reshape(self.c_out, -1)
-        self.params["W"].grad += (dyf[:, :L] @ cols.T).reshape(self.W.shape)
+        if self.c_in >= 2 * self.c_out:  # the cache is xf: dW[:, :, u, v] = dy @ (xf shifted by (u, v)).T
+            xf, dW = self._c_cols, self.params["W"].grad
+            for u, v, shift in self._shifts(Wp):
+                dW[:, :, u, v] += dyf[:, :L] @ xf[:, shift:shift + L].T
+        else:
+            self.params["W"].grad += (dyf[:, :L] @ self._c_cols.T).reshape(self.W.shape)
         if self.c_out < self.c_in:
             # dxf[c, q] = sum_{o,u,v} W[o, c, u, v] dyf[o, q - u*Wp - v]: shifted copies of dy, one product
             shift = (kh - 1) * Wp + (kw - 1)
-            dyp = np.zeros((self.c_out, shift + dyf.shape[1]), self.dtype)
+            dyp = self._buffer("dyp", (self.c_out, shift + dyf.shape[1]))
             dyp[:, shift:] = dyf
-            dcols = np.empty((self.c_out, kh, kw, dyf.shape[1]), self.dtype)
+            dcols = self._buffer("dcols_t", (self.c_out, kh, kw, dyf.shape[1]))
             for u in range(kh):
                 for v in range(kw):
                     start = shift - u * Wp - v
@@ -270,8 +302,11 @@ class Conv2D(Layer):
             dxf = self.W.transpose(1, 0, 2, 3).reshape(self.c_in, -1) @ dcols.reshape(-1, dyf.shape[1])
         else:
             # col2im on the flat grid: each kernel offset adds one contiguous slice
-            dcols = (self.W.reshape(self.c_out, -1).T @ dyf[:, :L]).reshape(self.c_in, kh, kw, L)
-            dxf = np.zeros((self.c_in, dyf.shape[1]), self.dtype)
+            dcols = self._buffer("dcols", (self.c_in * kh * kw, L))
+            np.matmul(self.W.reshape(self.c_out, -1).T, dyf[:, :L], out=dcols)
+            dcols = dcols.reshape(self.c_in, kh, kw, L)
+            dxf = self._buffer("dxf", (self.c_in, dyf.shape[1]))
+            dxf.fill(0)
             for u in range(kh):
                 for v in range(kw):
                     dxf[:, u * Wp + v: u * Wp + v + L] += dcols[:, u, v]
