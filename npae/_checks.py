@@ -7,7 +7,26 @@ NumPy broadcasting traceback to learn that a shape was wrong.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
+
+_inside = threading.local()
+
+
+@contextlib.contextmanager
+def inside_sequential():
+    """Within a Sequential, layers after the first skip the finiteness scan of their input
+    and dy: those arrays were made by npae layers from checked ones. A NaN that arises
+    inside (an overflow) still reaches the loss, which checks its inputs, and fit, which
+    checks the loss and the weights; shapes and dtypes are still checked everywhere."""
+    before = getattr(_inside, "on", False)
+    _inside.on = True
+    try:
+        yield
+    finally:
+        _inside.on = before
 
 
 def as_float_array(x, where: str, what: str = "input") -> np.ndarray:
@@ -38,6 +57,8 @@ def check_finite(x: np.ndarray, where: str, what: str = "input") -> None:
     A single reduction is enough in the common case: the sum of finite values is
     finite unless it overflows, and only then do we pay for the element-wise test.
     """
+    if getattr(_inside, "on", False):
+        return
     with np.errstate(over="ignore", invalid="ignore"):
         total = np.add.reduce(x, axis=None)
     if not np.isfinite(total) and not np.isfinite(x).all():

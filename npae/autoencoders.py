@@ -138,7 +138,7 @@ class Autoencoder:
         if self.code_penalty is not None:
             pen, dpen = self.code_penalty(h)
             dh = dh + dpen
-        self.encoder.backward(dh)
+        _backward_no_dx(self.encoder, dh)  # the gradient with respect to the input is not needed
         wd = 0.0
         if self.weight_decay is not None:
             wd, grads = self.weight_decay(self.named_params())
@@ -224,6 +224,13 @@ class Autoencoder:
 
     def __repr__(self):
         return f"Autoencoder(name={self.name!r}, input_shape={self.input_shape}, params={self.n_params():,})"
+
+
+def _backward_no_dx(layer, dy):
+    if isinstance(layer, Sequential) or getattr(layer, "can_skip_dx", False):
+        layer.backward(dy, need_dx=False)
+    else:
+        layer.backward(dy)
 
 
 # -- the families --------------------------------------------------------------------------------

@@ -195,13 +195,17 @@ class Conv2D(Layer):
         self._c_cols, self._c_geom = (cols, (x.shape, xpt_shape, pads, out, flat)) if training else (None, None)
         return y
 
-    def backward(self, dy):
+    can_skip_dx = True
+
+    def backward(self, dy, need_dx=True):
         geom = self._c_geom
         exp = None if geom is None else (geom[0][0], self.c_out) + geom[3]
         dy = _checks.check_grad(dy, exp, self.dtype, "Conv2D")
         x_shape, xpt_shape, pads, out, flat = geom
         self.params["b"].grad += dy.sum(axis=(0, 2, 3))
-        dxpt = (self._backward_flat if flat else self._backward_strided)(dy, xpt_shape, out)
+        dxpt = (self._backward_flat if flat else self._backward_strided)(dy, xpt_shape, out, need_dx)
+        if not need_dx:
+            return None
         return np.ascontiguousarray(_crop(dxpt.transpose(1, 0, 2, 3), pads, x_shape))
 
     # -- the readable kernels: any stride -------------------------------------------------
@@ -211,10 +215,12 @@ class Conv2D(Layer):
         y2 = self.W.reshape(self.c_out, -1) @ cols + self.b[:, None]  # (c_out, N*Ho*Wo)
         return np.ascontiguousarray(y2.reshape((self.c_out, x.shape[0]) + out).transpose(1, 0, 2, 3)), cols, xpt.shape
 
-    def _backward_strided(self, dy, xpt_shape, out):
+    def _backward_strided(self, dy, xpt_shape, out, need_dx=True):
         dy2 = dy.transpose(1, 0, 2, 3).reshape(self.c_out, -1)  # (c_out, N*Ho*Wo)
         W2 = self.W.reshape(self.c_out, -1)
         self.params["W"].grad += (dy2 @ self._c_cols.T).reshape(self.W.shape)
+        if not need_dx:
+            return None
         if self.stride == (1, 1) and self.c_out < self.c_in:
             return self._dxpt_by_full_correlation(dy, xpt_shape)
         return _col2im(W2.T @ dy2, xpt_shape, self.kernel_size, self.stride, out)
@@ -277,7 +283,7 @@ class Conv2D(Layer):
         np.add(valid, self.b[:, None, None], out=y)
         return y, cached, xpt.shape
 
-    def _backward_flat(self, dy, xpt_shape, out):
+    def _backward_flat(self, dy, xpt_shape, out, need_dx=True):
         (kh, kw), (C, N, Hp, Wp) = self.kernel_size, xpt_shape
         L = N * Hp * Wp - (kh - 1) * Wp - (kw - 1)
         dyf = self._buffer("dyf", (self.c_out, N, Hp, Wp))
@@ -289,6 +295,8 @@ class Conv2D(Layer):
                 dW[:, :, u, v] += dyf[:, :L] @ xf[:, shift:shift + L].T
         else:
             self.params["W"].grad += (dyf[:, :L] @ self._c_cols.T).reshape(self.W.shape)
+        if not need_dx:
+            return None
         if self.c_out < self.c_in:
             # dxf[c, q] = sum_{o,u,v} W[o, c, u, v] dyf[o, q - u*Wp - v]: shifted copies of dy, one product
             shift = (kh - 1) * Wp + (kw - 1)

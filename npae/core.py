@@ -21,6 +21,7 @@ doubles every gradient; the training loop zeroes them once per step.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Iterator
 
 import numpy as np
@@ -178,14 +179,28 @@ class Sequential(Layer):
             yield from layer.named_params(f"{prefix}{i}.")
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        if not self.layers:
+            return x
+        x = self.layers[0].forward(x, training)  # the only input that comes from outside
+        with _checks.inside_sequential():
+            for layer in self.layers[1:]:
+                x = layer.forward(x, training)
         return x
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
+    def backward(self, dy: np.ndarray, need_dx: bool = True):
+        """Backward through every layer, last to first. With ``need_dx=False`` (the first layer
+        of a model, whose input gradient nobody uses) a first Dense or Conv2D skips computing
+        dx, and None is returned."""
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            layer = self.layers[i]
+            # only the dy handed to the last layer comes from outside; the rest npae made
+            with _checks.inside_sequential() if i < last else contextlib.nullcontext():
+                if i == 0 and not need_dx and getattr(layer, "can_skip_dx", False):
+                    layer.backward(dy, need_dx=False)
+                    return None
+                dy = layer.backward(dy)
+        return dy if need_dx else None
 
     def output_shape(self, input_shape: tuple) -> tuple:
         for layer in self.layers:

@@ -63,12 +63,14 @@ class Dense(Layer):
         y += self.b
         return y
 
-    def backward(self, dy):
+    can_skip_dx = True
+
+    def backward(self, dy, need_dx=True):
         x = self._c_x
         dy = _checks.check_grad(dy, None if x is None else (x.shape[0], self.n_out), self.dtype, "Dense")
         self.params["W"].grad += x.T @ dy
         self.params["b"].grad += dy.sum(axis=0)
-        return dy @ self.W.T
+        return dy @ self.W.T if need_dx else None
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.n_in,):

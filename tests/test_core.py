@@ -154,3 +154,32 @@ def test_initializer_scales():
     assert np.all(conv.b == 0)
     with pytest.raises(ValueError, match="unknown initializer"):
         npae.Dense(2, 2, init="zeros")
+
+
+def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged():
+    rng = np.random.default_rng(0)
+    for first in (npae.Dense(12, 6, rng=rng, dtype=np.float64), npae.Conv2D(3, 4, 3, rng=rng, dtype=np.float64)):
+        rest = [npae.ReLU(), npae.Flatten()] if isinstance(first, npae.Conv2D) else [npae.Tanh()]
+        model = npae.Sequential(first, *rest)
+        x = rng.standard_normal((2, 12) if isinstance(first, npae.Dense) else (2, 3, 5, 5))
+        y = model.forward(x)
+        dy = rng.standard_normal(y.shape)
+        model.backward(dy)
+        full = {n: p.grad.copy() for n, p in model.named_params()}
+        model.zero_grad()
+        model.forward(x)
+        assert model.backward(dy, need_dx=False) is None
+        for n, p in model.named_params():
+            np.testing.assert_array_equal(p.grad, full[n])
+
+
+def test_nan_made_inside_a_sequential_is_caught_by_the_loss():
+    """Inner layers skip the finiteness scan; an overflow still cannot pass the loss unseen."""
+    layer = npae.Dense(2, 2, dtype=np.float32)
+    layer.params["W"].value[...] = 3e38
+    model = npae.Sequential(layer, npae.ReLU())
+    y = model.forward(np.ones((1, 2), np.float32))  # 3e38 + 3e38 overflows to inf
+    with pytest.raises(ValueError, match="mse: y_pred contains"):
+        npae.losses.mse(y, np.zeros_like(y))
+    with pytest.raises(ValueError, match="NaN"):
+        model.forward(np.full((1, 2), np.nan, np.float32))  # the input from outside is still scanned
