@@ -396,18 +396,70 @@ class MaxPool2D(Layer):
             arg += better * (t - arg)  # arithmetic instead of a masked write: no branches, ~10x faster
         return x, y, arg, pads, xp.shape
 
+    #: Non-overlapping windows (stride == pool_size) take the two-stage kernel below
+    #: (set False to run the general one, which the tests also hold to the loop reference).
+    fast = True
+
     def forward(self, x, training=True):
+        if self.fast and self.stride == self.pool_size:
+            return self._forward_two_stage(x, training)
         x, y, arg, pads, xp_shape = self._argmax(x)
-        self._c_arg, self._c_geom = (arg, (x.shape, xp_shape, pads, x.dtype)) if training else (None, None)
+        self._c_arg, self._c_geom = (arg, (x.shape, xp_shape, pads, x.dtype, None)) if training else (None, None)
         return y
 
     def backward(self, dy):
         geom = self._c_geom
-        dy = _checks.check_grad(dy, None if geom is None else self._c_arg.shape, None if geom is None else geom[3], "MaxPool2D")
-        x_shape, xp_shape, pads, dtype = geom
+        dy = _checks.check_grad(dy, None if geom is None else geom[4] or self._c_arg.shape,
+                                None if geom is None else geom[3], "MaxPool2D")
+        x_shape, xp_shape, pads, dtype, two_stage = geom
+        if two_stage:
+            return self._backward_two_stage(dy)
         dxp = np.zeros(xp_shape, dtype)
         for t, (_, _, window) in enumerate(_offsets(self.pool_size, self.stride, dy.shape[2:])):
             dxp[window] += dy * (self._c_arg == t)  # overlapping windows add up
+        return _crop(dxp, pads, x_shape)
+
+    # Non-overlapping windows: the max over a kh x kw window is the max over rows of the max
+    # over columns. Stage 1 takes, in every row, the max over each group of kw columns (a1:
+    # which column); stage 2 the max over each group of kh of those (a2: which row). Strict
+    # ">" keeps the first column of a row and the first row of a window: together the first
+    # maximum in row-major order, the same element the general kernel picks.
+    def _forward_two_stage(self, x, training):
+        x = _checks.check_input(x, (None, "C", "H", "W"), "MaxPool2D")
+        (kh, kw), (N, C) = self.pool_size, x.shape[:2]
+        pads, (Ho, Wo) = _geometry(x.shape[1:], self.pool_size, self.stride, self.padding, "MaxPool2D")
+        xp = _pad(x, pads, -np.inf)
+        xc = xp[:, :, : Ho * kh, : Wo * kw]  # rows and columns that some window covers
+        m1, a1 = self._running_max([xc[..., b::kw] for b in range(kw)])
+        y, a2 = self._running_max([m1[:, :, a::kh] for a in range(kh)])
+        if training:
+            self._c_arg = (a1, a2)
+            self._c_geom = (x.shape, xp.shape, pads, x.dtype, y.shape)
+        else:
+            self._c_arg = self._c_geom = None
+        return y
+
+    @staticmethod
+    def _running_max(candidates):
+        """Element-wise max over a list of arrays and the index of the first that attains it."""
+        best = candidates[0].copy()
+        arg = np.zeros(best.shape, np.uint8)
+        for t, candidate in enumerate(candidates[1:], start=1):
+            better = candidate > best
+            np.maximum(best, candidate, out=best)
+            arg += better * (t - arg)  # arithmetic instead of a masked write: no branches
+        return best, arg
+
+    def _backward_two_stage(self, dy):
+        x_shape, xp_shape, pads, dtype, _ = self._c_geom
+        (kh, kw), (a1, a2) = self.pool_size, self._c_arg
+        Ho, Wo = dy.shape[2:]
+        dm1 = np.empty(dy.shape[:2] + (Ho * kh, Wo), dtype)  # the gradient of the row maxima
+        for a in range(kh):
+            dm1[:, :, a::kh] = dy * (a2 == a)
+        dxp = np.zeros(xp_shape, dtype)
+        for b in range(kw):
+            dxp[:, :, : Ho * kh, b: Wo * kw: kw] = dm1 * (a1 == b)
         return _crop(dxp, pads, x_shape)
 
     def kink_state(self, x):
@@ -448,12 +500,8 @@ class UpSampling2D(Layer):
 
     def forward(self, x, training=True):
         x = _checks.check_input(x, (None, "C", "H", "W"), "UpSampling2D")
-        N, C, H, W = x.shape
         sh, sw = self.size
-        y = np.empty((N, C, H * sh, W * sw), x.dtype)
-        for a in range(sh):
-            for b in range(sw):
-                y[:, :, a::sh, b::sw] = x
+        y = x.repeat(sh, axis=2).repeat(sw, axis=3)
         self._c_shape = (x.shape, x.dtype) if training else None
         return y
 
@@ -462,11 +510,13 @@ class UpSampling2D(Layer):
         N, C, H, W = shape if shape else (0,) * 4
         sh, sw = self.size
         dy = _checks.check_grad(dy, None if shape is None else (N, C, H * sh, W * sw), dtype, "UpSampling2D")
-        dx = dy[:, :, ::sh, ::sw].copy()
-        for a in range(sh):
-            for b in range(sw):
-                if a or b:
-                    dx += dy[:, :, a::sh, b::sw]  # the sum over each sh x sw block
+        # the block sum in two steps, columns then rows: each step halves (or more) the data
+        cols = dy[:, :, :, 0::sw].copy()
+        for b in range(1, sw):
+            cols += dy[:, :, :, b::sw]
+        dx = cols[:, :, 0::sh].copy()
+        for a in range(1, sh):
+            dx += cols[:, :, a::sh]
         return dx
 
     def output_shape(self, input_shape):

@@ -52,9 +52,11 @@ def test_conv2d_both_backward_paths_match_loops(c_in, c_out, padding, fast):
 
 
 @REF_SETTINGS
-@given(case=pool_cases(), ties=st.booleans())
-def test_maxpool2d_matches_loops(case, ties):
+@given(case=pool_cases(), ties=st.booleans(), fast=st.booleans())
+def test_maxpool2d_matches_loops(case, ties, fast):
+    """Both kernels: two-stage (non-overlapping windows, the default) and the general one."""
     layer, shape, rng = case
+    layer.fast = fast
     # with ties=True, values come from {0, 1, 2}: many windows have several maxima
     x = rng.integers(0, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
     y = layer.forward(x)
@@ -77,9 +79,11 @@ def test_upsampling2d_matches_loops(n, c, h, w, sh, sw, seed):
     close(layer.backward(dy), ref.upsample_backward(dy, (sh, sw)))
 
 
-def test_maxpool_ties_send_gradient_to_exactly_one_element():
+@pytest.mark.parametrize("fast", [True, False])
+def test_maxpool_ties_send_gradient_to_exactly_one_element(fast):
     x = np.ones((2, 3, 6, 6))  # every window is one big tie
     layer = npae.MaxPool2D(2)
+    layer.fast = fast
     y = layer.forward(x)
     dx = layer.backward(np.ones_like(y))
     blocks = dx.reshape(2, 3, 3, 2, 3, 2)
@@ -102,7 +106,8 @@ def test_same_padding_puts_the_extra_row_at_the_bottom_right():
     np.testing.assert_array_equal(layer.forward(x)[0, 0], [[10, 0], [0, 0]])
 
 
-@pytest.mark.parametrize("h, k, s, expected", [(7, 2, 2, 4), (28, 2, 2, 14), (14, 2, 2, 7), (5, 3, 2, 3), (1, 2, 2, 1)])
+@pytest.mark.parametrize("h, k, s, expected", [(7, 2, 2, 4), (28, 2, 2, 14), (14, 2, 2, 7), (5, 3, 2, 3), (1, 2, 2, 1),
+                                                (7, 3, 3, 3)])
 def test_same_output_sizes(h, k, s, expected):
     assert npae.MaxPool2D(k, stride=s, padding="same").output_shape((1, h, h)) == (1, expected, expected)
     assert npae.Conv2D(1, 1, k, stride=s, padding="same").output_shape((1, h, h)) == (1, expected, expected)
