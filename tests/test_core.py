@@ -173,6 +173,7 @@ def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged():
             np.testing.assert_array_equal(p.grad, full[n])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
 def test_nan_made_inside_a_sequential_is_caught_by_the_loss():
     """Inner layers skip the finiteness scan; an overflow still cannot pass the loss unseen."""
     layer = npae.Dense(2, 2, dtype=np.float32)

@@ -78,6 +78,7 @@ def poison_at(opt, step):
     return opt
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
 def test_nan_stops_training_and_keeps_last_good_weights(tmp_path):
     model = small()
     opt = npae.optim.Adam(model.named_params())
@@ -91,6 +92,7 @@ def test_nan_stops_training_and_keeps_last_good_weights(tmp_path):
     assert "training stopped" in out.getvalue() and "after epoch 1" in out.getvalue()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
 def test_nan_in_the_last_step_of_an_epoch_is_caught(tmp_path):
     model = small()
     opt = npae.optim.Adam(model.named_params())
@@ -101,10 +103,12 @@ def test_nan_in_the_last_step_of_an_epoch_is_caught(tmp_path):
     assert_same_weights(model, npae.load(tmp_path / "ck.npz"))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
 def test_nan_loss_from_a_diverging_learning_rate_stops_cleanly():
     model = A.ordinary(code=16, rng=np.random.default_rng(0), loss="mse")
-    history = model.fit(X, epochs=4, optimizer=npae.optim.SGD(model.named_params(), lr=1e30),
-                        rng=np.random.default_rng(0), verbose=False)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        history = model.fit(X, epochs=4, optimizer=npae.optim.SGD(model.named_params(), lr=1e30),
+                            rng=np.random.default_rng(0), verbose=False)
     # with lr 1e30 the weights overflow to inf within a few steps
     assert history.stop_reason is not None and "diverged" in history.stop_reason
     assert all(np.all(np.isfinite(p.value)) for _, p in model.named_params())
