@@ -11,17 +11,17 @@ Convolution pads with zeros, max pooling with -inf (a pad never wins a max).
 
 Windows
 -------
-Both Conv2D and MaxPool2D look at the input through windows: the strided view
-``win[n, c, i, j, u, v] = xp[n, c, i*sh + u, j*sw + v]`` of the padded input ``xp``
-(``numpy.lib.stride_tricks.sliding_window_view``, no copy). Their backward passes
-scatter gradients back through the same index map; where windows overlap
+Both Conv2D and MaxPool2D look at the input through windows,
+``win[n, c, i, j, u, v] = xp[n, c, i*sh + u, j*sw + v]`` for the padded input ``xp``. The
+kernels never build that 6-D array: they loop over the kh*kw kernel offsets ``(u, v)``,
+each a strided slice ``xp[..., u::sh, v::sw]`` of the whole batch (``_offsets``). Backward
+passes scatter gradients back through the same index map; where windows overlap
 (stride < kernel) the contributions **add up**.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _checks
 from . import init as _init
@@ -69,12 +69,6 @@ def _pad(x: np.ndarray, pads, value=0.0) -> np.ndarray:
     if not any(pads):
         return x
     return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
-
-
-def _windows(xp: np.ndarray, kernel, stride, out) -> np.ndarray:
-    """(N, C, Ho, Wo, kh, kw) view: ``win[n, c, i, j, u, v] = xp[n, c, i*sh + u, j*sw + v]``."""
-    win = sliding_window_view(xp, kernel, axis=(2, 3))
-    return win[:, :, :: stride[0], :: stride[1]][:, :, : out[0], : out[1]]
 
 
 def _offsets(kernel, stride, out):
@@ -284,7 +278,7 @@ class Conv2D(Layer):
         return y, cached, xpt.shape
 
     def _backward_flat(self, dy, xpt_shape, out, need_dx=True):
-        (kh, kw), (C, N, Hp, Wp) = self.kernel_size, xpt_shape
+        (kh, kw), (_, N, Hp, Wp) = self.kernel_size, xpt_shape
         L = N * Hp * Wp - (kh - 1) * Wp - (kw - 1)
         dyf = self._buffer("dyf", (self.c_out, N, Hp, Wp))
         dyf[:, :, : out[0], : out[1]] = dy.transpose(1, 0, 2, 3)
@@ -426,7 +420,7 @@ class MaxPool2D(Layer):
     # maximum in row-major order, the same element the general kernel picks.
     def _forward_two_stage(self, x, training):
         x = _checks.check_input(x, (None, "C", "H", "W"), "MaxPool2D")
-        (kh, kw), (N, C) = self.pool_size, x.shape[:2]
+        kh, kw = self.pool_size
         pads, (Ho, Wo) = _geometry(x.shape[1:], self.pool_size, self.stride, self.padding, "MaxPool2D")
         xp = _pad(x, pads, -np.inf)
         xc = xp[:, :, : Ho * kh, : Wo * kw]  # rows and columns that some window covers

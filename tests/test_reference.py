@@ -9,7 +9,6 @@ from strategies import SETTINGS, conv_cases, fits, paddings, pool_cases
 
 import npae
 import reference as ref
-from npae import conv
 
 REF_SETTINGS = settings(SETTINGS, max_examples=40)
 TOL = 1e-12
@@ -151,9 +150,15 @@ def test_linear_layer_adjoints(make, shape):
     assert adjoint_gap(make(rng), rng.standard_normal(shape), rng) < 1e-13
 
 
-def test_conv_window_view_helper_matches_definition():
-    xp = np.arange(2 * 1 * 5 * 6, dtype=np.float64).reshape(2, 1, 5, 6)
-    win = conv._windows(xp, (2, 3), (2, 1), (2, 4))
-    for i in range(2):
-        for j in range(4):
-            np.testing.assert_array_equal(win[:, :, i, j], xp[:, :, 2 * i:2 * i + 2, j:j + 3])
+def test_kernel_offsets_index_the_windows_as_defined():
+    """``_offsets`` yields, for each (u, v), the slice xp[..., i*sh + u, j*sw + v] over all (i, j)."""
+    from npae.conv import _offsets
+
+    xp = np.arange(2 * 1 * 7 * 6, dtype=np.float64).reshape(2, 1, 7, 6)
+    seen = []
+    for u, v, window in _offsets((2, 3), (2, 1), (3, 4)):
+        seen.append((u, v))
+        for i in range(3):
+            for j in range(4):
+                np.testing.assert_array_equal(xp[window][:, :, i, j], xp[:, :, 2 * i + u, j + v])
+    assert seen == [(u, v) for u in range(2) for v in range(3)]

@@ -1,0 +1,32 @@
+"""The convolutional autoencoder (code 8x4x4) trained with Adam and MSE, as in the article.
+
+    python demos/convolutional.py [--quick] [--data PATH]
+"""
+
+import numpy as np
+
+import _common as C
+from _common import npae
+
+
+def run(args):
+    (x, _), (xt, _), _ = C.setup(args)
+    model = npae.autoencoders.convolutional(rng=np.random.default_rng(args.seed))
+    history, seconds = C.train(model, x, xt, args, "convolutional")
+    mse = C.test_mse(model, xt)
+    C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],
+                           args.out / "convolutional_reconstructions.png",
+                           f"convolutional autoencoder, 8x4x4 code: test MSE {mse:.4f}")
+    C.save_loss_curves(history, args.out / "convolutional_loss.png", "convolutional autoencoder")
+    return {"test_mse": mse, "seconds": seconds, "epochs": args.epochs}
+
+
+def main(argv=None):
+    args = C.parser(__doc__.split("\n")[0]).parse_args(argv)
+    result = run(args)
+    print(f"convolutional: test MSE {result['test_mse']:.5f} ({result['epochs']} epochs, {result['seconds']:.1f} s)")
+    return result
+
+
+if __name__ == "__main__":
+    main()
