@@ -62,6 +62,21 @@ def test_mse(model, xt) -> float:
     return float(npae.losses.mse(model.reconstruct(xt), xt.reshape((len(xt),) + model.input_shape))[0])
 
 
+def save(fig, path):
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(doc, run, name, argv=None):
+    """Parse the common arguments, run the demo, print its headline, return its numbers."""
+    args = parser(doc.split("\n")[0]).parse_args(argv)
+    result = run(args)
+    print(f"{name}: test MSE {result['test_mse']:.5f} ({result['epochs']} epochs, {result['seconds']:.1f} s)")
+    return result
+
+
 def save_reconstructions(rows, labels, path, title):
     """Rows of 10 images each (a row per label), as one figure."""
     import matplotlib.pyplot as plt
@@ -76,8 +91,7 @@ def save_reconstructions(rows, labels, path, title):
             if c == 0:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center")
     fig.suptitle(title)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, path)
 
 
 def save_loss_curves(history, path, title):
@@ -94,5 +108,4 @@ def save_loss_curves(history, path, title):
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     ax.set_title(title)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, path)

@@ -22,10 +22,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = C.parser(__doc__.split("\n")[0]).parse_args(argv)
-    result = run(args)
-    print(f"convolutional: test MSE {result['test_mse']:.5f} ({result['epochs']} epochs, {result['seconds']:.1f} s)")
-    return result
+    return C.main(__doc__, run, "convolutional", argv)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = C.parser(__doc__.split("\n")[0]).parse_args(argv)
-    return run(args)
+    return C.main(__doc__, run, "denoising", argv)
 
 
 if __name__ == "__main__":

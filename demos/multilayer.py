@@ -37,7 +37,9 @@ def run(args):
     _, vecs = np.linalg.eigh((x - mean).T @ (x - mean))
     pcs = (xt - mean) @ vecs[:, [-1, -2]]
     plot_maps(codes, pcs, yt, args.out / "multilayer_2d_code_vs_pca.png")
-    return {"test_mse": mse, "seconds": seconds, "epochs": args.epochs, "mse_2d": C.test_mse(flat, xt)}
+    mse_2d = C.test_mse(flat, xt)
+    print(f"2-unit code: test MSE {mse_2d:.5f}")
+    return {"test_mse": mse, "seconds": seconds, "epochs": args.epochs, "mse_2d": mse_2d}
 
 
 def plot_maps(codes, pcs, labels, path):
@@ -50,16 +52,11 @@ def plot_maps(codes, pcs, labels, path):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(sc, ax=axes, ticks=range(10), label="digit")
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    C.save(fig, path)
 
 
 def main(argv=None):
-    args = C.parser(__doc__.split("\n")[0]).parse_args(argv)
-    result = run(args)
-    print(f"multilayer: test MSE {result['test_mse']:.5f} ({result['epochs']} epochs, {result['seconds']:.1f} s); "
-          f"2-unit code: test MSE {result['mse_2d']:.5f}")
-    return result
+    return C.main(__doc__, run, "multilayer", argv)
 
 
 if __name__ == "__main__":

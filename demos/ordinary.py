@@ -66,15 +66,11 @@ def plot_pca_comparison(rows, path, epochs):
     ax.set_xlabel("code size")
     ax.set_ylabel("test reconstruction MSE")
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    C.save(fig, path)
 
 
 def main(argv=None):
-    args = C.parser(__doc__.split("\n")[0]).parse_args(argv)
-    result = run(args)
-    print(f"ordinary: test MSE {result['test_mse']:.5f} ({result['epochs']} epochs, {result['seconds']:.1f} s)")
-    return result
+    return C.main(__doc__, run, "ordinary", argv)
 
 
 if __name__ == "__main__":

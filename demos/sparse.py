@@ -49,13 +49,11 @@ def plot_histograms(h_o, h_s, path, lam):
     ax.set_xlabel("code activation (test set)")
     ax.set_ylabel("count")
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    C.save(fig, path)
 
 
 def main(argv=None):
-    args = C.parser(__doc__.split("\n")[0]).parse_args(argv)
-    return run(args)
+    return C.main(__doc__, run, "sparse", argv)
 
 
 if __name__ == "__main__":
