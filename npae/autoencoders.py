@@ -24,7 +24,7 @@ from . import _checks, losses
 from . import init as _init
 from .activations import ReLU, Sigmoid
 from .conv import Conv2D, MaxPool2D, UpSampling2D
-from .core import Sequential
+from .core import Layer, Sequential
 from .layers import Dense
 from .noise import GaussianNoise
 
@@ -48,8 +48,6 @@ class Autoencoder:
 
     def __init__(self, encoder, decoder, *, loss="mse", code_penalty=None, weight_decay=None, noise=None,
                  input_shape=None, name="autoencoder"):
-        from .core import Layer
-
         for what, layer in (("encoder", encoder), ("decoder", decoder)):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Autoencoder: {what} must be an npae Layer (e.g. a Sequential), got {type(layer).__name__}")
