@@ -63,27 +63,25 @@ def _meta_array(meta: dict) -> np.ndarray:
     return np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
 
 
-def save(model, path) -> None:
-    """Save ``model`` (an Autoencoder) to ``path`` (.npz), atomically."""
+def _model_arrays(model, kind: str, **more) -> dict:
+    """The description (format, version, architecture, and ``more``) and every weight, as arrays."""
     from . import __version__
 
-    meta = {"format": FORMAT, "version": VERSION, "kind": "model", "npae": __version__, "model": model.config()}
+    meta = {"format": FORMAT, "version": VERSION, "kind": kind, "npae": __version__, "model": model.config(), **more}
     arrays = {META: _meta_array(meta)}
     arrays.update({f"param/{n}": p.value for n, p in model.named_params()})
-    _atomic_savez(path, arrays)
+    return arrays
+
+
+def save(model, path) -> None:
+    """Save ``model`` (an Autoencoder) to ``path`` (.npz), atomically."""
+    _atomic_savez(path, _model_arrays(model, "model"))
 
 
 def save_checkpoint(path, model, optimizer, rng, history, epoch: int, extra: dict | None = None) -> None:
     """Model, optimizer state, generator state, history and epoch: all a resumed run needs."""
-    from . import __version__
-
-    meta = {
-        "format": FORMAT, "version": VERSION, "kind": "checkpoint", "npae": __version__, "model": model.config(),
-        "optimizer": type(optimizer).__name__, "rng": rng.bit_generator.state, "epoch": int(epoch),
-        "history": history.to_dict(), "extra": extra or {},
-    }
-    arrays = {META: _meta_array(meta)}
-    arrays.update({f"param/{n}": p.value for n, p in model.named_params()})
+    arrays = _model_arrays(model, "checkpoint", optimizer=type(optimizer).__name__, rng=rng.bit_generator.state,
+                           epoch=int(epoch), history=history.to_dict(), extra=extra or {})
     arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
     _atomic_savez(path, arrays)
 
