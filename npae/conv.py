@@ -297,10 +297,8 @@ class Conv2D(Layer):
             dyp = self._buffer("dyp", (self.c_out, shift + dyf.shape[1]))
             dyp[:, shift:] = dyf
             dcols = self._buffer("dcols_t", (self.c_out, kh, kw, dyf.shape[1]))
-            for u in range(kh):
-                for v in range(kw):
-                    start = shift - u * Wp - v
-                    dcols[:, u, v] = dyp[:, start:start + dyf.shape[1]]
+            for u, v, offset in self._shifts(Wp):
+                dcols[:, u, v] = dyp[:, shift - offset: shift - offset + dyf.shape[1]]
             dxf = self.W.transpose(1, 0, 2, 3).reshape(self.c_in, -1) @ dcols.reshape(-1, dyf.shape[1])
         else:
             # col2im on the flat grid: each kernel offset adds one contiguous slice
@@ -309,9 +307,8 @@ class Conv2D(Layer):
             dcols = dcols.reshape(self.c_in, kh, kw, L)
             dxf = self._buffer("dxf", (self.c_in, dyf.shape[1]))
             dxf.fill(0)
-            for u in range(kh):
-                for v in range(kw):
-                    dxf[:, u * Wp + v: u * Wp + v + L] += dcols[:, u, v]
+            for u, v, shift in self._shifts(Wp):
+                dxf[:, shift:shift + L] += dcols[:, u, v]
         return dxf.reshape(xpt_shape)
 
     def output_shape(self, input_shape):

@@ -150,9 +150,9 @@ class Adam(Optimizer):
         super().__init__(named_params)
 
     def _update(self, name, p):
-        """:func:`adam_update` computed in place, the same operations in the same order (so the
-        results are bit for bit those of the pure function; a test holds them to it), with one
-        scratch array instead of a temporary per operation."""
+        """:func:`adam_update` computed in place: the same operations in the same order (so the
+        results are bit for bit those of the pure function; a test holds them to it), updating
+        m, v and w where they are instead of building new arrays for them."""
         m, v, g, w = self.state["m"][name], self.state["v"][name], p.grad, p.value
         b1, b2 = self.beta1, self.beta2
         m *= b1
