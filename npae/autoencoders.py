@@ -146,16 +146,9 @@ class Autoencoder:
         return {"total": rec + pen + wd, "reconstruction": rec, "code_penalty": pen, "weight_decay": wd}
 
     def objective(self, x, rng=None) -> float:
-        """The total objective of :meth:`loss_and_grads` by forward passes alone (for gradient checks)."""
-        x = self._as_input(x, "objective")
-        x_in = self.noise(x, rng) if self.noise is not None else x
-        h = self.encoder.forward(x_in, training=False)
-        total = self._loss(self.decoder.forward(h, training=False), x)[0]
-        if self.code_penalty is not None:
-            total += self.code_penalty(h)[0]
-        if self.weight_decay is not None:
-            total += self.weight_decay(self.named_params())[0]
-        return total
+        """The total objective of :meth:`loss_and_grads` by forward passes alone (for gradient
+        checks): :meth:`evaluate` with the whole of ``x`` as one batch."""
+        return self.evaluate(x, batch_size=len(x), rng=rng)["total"]
 
     def kink_state(self, x, rng=None):
         """Where the objective's kinks (ReLU signs, max-pool argmaxes, |h| signs) lie, for gradcheck."""
