@@ -12,11 +12,14 @@ import platform
 import time
 
 import _common as C
+import contractive
 import convolutional
 import denoising
 import multilayer
 import ordinary
 import sparse
+import tied
+import vae
 from _common import npae
 
 PUBLISHED = {  # test MSE from the article's notebook (Keras, MSE, batch 128, full MNIST)
@@ -30,7 +33,8 @@ def run(args):
     t0 = time.perf_counter()
     results = {}
     for name, module in (("ordinary", ordinary), ("multilayer", multilayer), ("convolutional", convolutional),
-                         ("sparse", sparse), ("denoising", denoising)):
+                         ("sparse", sparse), ("denoising", denoising),
+                         ("contractive", contractive), ("tied", tied), ("vae", vae)):
         print(f"\n=== {name} ===")
         results[name] = module.run(args)
     total = time.perf_counter() - t0
@@ -52,6 +56,13 @@ def write_report(results, args, data, total):
          "not reported as MSE", r["sparse"]["seconds"]),
         ("denoising, noisy in -> clean", f"{r['denoising']['test_mse']:.5f} (noisy input {r['denoising']['mse_noisy']:.4f})",
          "not reported as MSE", r["denoising"]["seconds"]),
+        (f"contractive, lam {r['contractive']['lam']:g} (beyond the article)", f"{r['contractive']['test_mse']:.5f}",
+         "not in the article", r["contractive"]["seconds"]),
+        (f"tied, 784-64-784, {r['tied']['rows'][1]['params']:,} parameters (beyond)", f"{r['tied']['test_mse']:.5f}",
+         "not in the article", r["tied"]["seconds"]),
+        ("VAE, latent 2, Bernoulli decoder (beyond)",
+         f"{r['vae']['test_mse']:.5f} (-ELBO {r['vae']['rows'][0]['total']:.1f} nats)", "not in the article",
+         r["vae"]["rows"][0]["seconds"]),
     ]
     s = r["sparse"]
     lines = [
@@ -78,6 +89,7 @@ def write_report(results, args, data, total):
         "", "PCA is the best any linear projection can do; a linear autoencoder can at most reach it (its gap to PCA",
         "is what these epochs leave unconverged). In this run the nonlinear autoencoder beats PCA at code sizes "
         f"{wins or 'none'} and does not at {losses or 'none'} (ordinary_vs_pca.png).", "",
+        *beyond(r),
         "## Definitions", "",
         "- Test MSE: the mean over all pixels and all test images of (output - clean input)^2, pixels in [0, 1].",
         "- The article trains every model with MSE; the Keras blog used binary cross-entropy for the convolutional",
@@ -86,11 +98,46 @@ def write_report(results, args, data, total):
         "  for the test set); the MSE compares the output with the clean image.",
         "- Sparse: L1Activity(3e-5) = 3e-5 x (per-sample sum of |code|) averaged over the batch.",
         "- The convolutional families start their sigmoid output bias at logit(0.1307) (README: choices).",
+        "- Contractive: Contractive(lam) = lam x (per-sample ||J(x)||_F^2 of the encoder) averaged over the batch.",
+        "- VAE: -ELBO = reconstruction (-log p(x|z), Bernoulli, summed over the 784 pixels) + KL(q(z|x) || N(0, I)),",
+        "  in nats per image, averaged over the test set, one z per image drawn with np.random.default_rng(0);",
+        "  its test MSE is that of the decoded posterior mean.",
         "", "Figures: " + ", ".join(sorted(p.name for p in args.out.glob("*.png"))),
     ]
     path = args.out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def beyond(r):
+    """The report's sections for the families beyond the article: contractive, tied, VAE."""
+    c, t, v = r["contractive"], r["tied"], r["vae"]
+    lines = [
+        "## Contractive (Rifai et al., 2011): the same 784-64-784 ReLU network, lam on ||J||_F^2", "",
+        "Code movement for random input perturbations of norm 0.1, per unit of input movement and relative to",
+        "the code's spread (mean distance between the codes of two random test images):", "",
+        "| lam | test MSE | mean ‖J‖²_F | code movement / input movement | relative to the code spread |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {row['lam']:g} | {row['test_mse']:.5f} | {row['jacobian']:.2f} | {row['movement']:.3f} | {row['relative']:.4f} |"
+              for row in c["sweep"]]
+    lines += [
+        "", f"At lam {c['lam']:g} (npae's default) the Jacobian's squared norm is {c['jacobian'] / c['jacobian_ordinary'] - 1:+.0%} "
+        f"and the relative code movement {c['relative'] / c['relative_ordinary'] - 1:+.0%} against the ordinary model, "
+        f"for a test MSE {c['test_mse'] / c['mse_ordinary'] - 1:+.0%} (contractive_sensitivity.png).", "",
+        "## Tied weights: the decoder uses W^T", "",
+        "| model | parameters | test MSE |", "|---|---|---|",
+    ]
+    lines += [f"| {row['model']} | {row['params']:,} | {row['test_mse']:.5f} |" for row in t["rows"]]
+    lines += [
+        "", "## Variational autoencoder (Kingma and Welling, 2014): 784-512-(mu, logvar), Bernoulli decoder", "",
+        "| latent | -ELBO (nats/image) | reconstruction | KL | MSE of the decoded mean | training time |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {row['latent']} | {row['total']:.2f} | {row['reconstruction']:.2f} | {row['kl']:.2f} | {row['test_mse']:.5f} | "
+              f"{row['seconds']:.1f} s |" for row in v["rows"]]
+    lines += ["", "Figures: vae_manifold.png (the 2-D latent manifold), vae_latent_means.png, vae_samples.png.", ""]
+    return lines
 
 
 def main(argv=None):

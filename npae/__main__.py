@@ -1,8 +1,8 @@
 """The npae command line: ``python -m npae COMMAND``.
 
-``train FAMILY``   train one of the article's autoencoders on MNIST; writes the model, the
+``train FAMILY``   train one of the article's autoencoders (or contractive, tied, vae) on MNIST; writes the model, the
                    history (JSON) and a reconstruction figure (PNG) into --out.
-``evaluate MODEL`` print the test loss of a saved model.
+``evaluate MODEL`` print the test loss of a saved model (a VAE's: -ELBO and its terms, in nats).
 ``gradcheck``      check every layer, loss and penalty against central differences (float64);
                    prints a report per check and exits 1 if any fails.
 ``data download``  download MNIST or Fashion-MNIST into the user cache, verified by SHA-256.
@@ -16,7 +16,7 @@ import json
 import pathlib
 import sys
 
-FAMILIES = ("ordinary", "multilayer", "convolutional", "sparse", "denoising")
+FAMILIES = ("ordinary", "multilayer", "convolutional", "sparse", "denoising", "contractive", "tied", "vae")
 
 
 def _positive(kind):
@@ -82,11 +82,11 @@ def _train(args) -> int:
 
     (x_train, _), (x_test, _) = _load_data(args.data)
     rng = np.random.default_rng(args.seed)
-    model = autoencoders.FAMILIES[args.family](rng=rng, loss=args.loss)
+    model = autoencoders.FAMILIES[args.family](rng=rng, **({"loss": args.loss} if args.loss else {}))
     out = pathlib.Path(args.out or f"runs/{args.family}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"{model!r}; Adam lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, "
-          f"loss {args.loss}; writing into {out}")
+          f"loss {model.loss}; writing into {out}")
     history = model.fit(x_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=Adam(model.named_params(), lr=args.lr),
                         validation_data=x_test, rng=rng, checkpoint=out / "checkpoint.npz", resume=args.resume)
     io.save(model, out / "model.npz")
@@ -107,9 +107,17 @@ def _evaluate(args) -> int:
 
     model = io.load(args.model)
     (_, _), (x_test, _) = _load_data(args.data)
-    rng = np.random.default_rng(VALIDATION_SEED) if model.noise is not None else None
+    rng = np.random.default_rng(VALIDATION_SEED) if model.needs_rng else None
     terms = model.evaluate(x_test.astype(model.dtype, copy=False), batch_size=args.batch_size, rng=rng)
-    what = f"{model.loss} of the output for noisy inputs ({model.noise!r}) against the clean images" if rng else model.loss
+    if "kl" in terms:  # a VAE
+        print(f"{model.name}: test -ELBO {terms['total']:.3f} nats per image = reconstruction "
+              f"{terms['reconstruction']:.3f} (-log p(x|z), {model.likelihood}) + KL {terms['kl']:.3f} "
+              f"(one eps per image from default_rng({VALIDATION_SEED}))")
+        mse = float(np.mean((model.reconstruct(x_test.astype(model.dtype, copy=False)).reshape(len(x_test), -1)
+                             - x_test.reshape(len(x_test), -1)) ** 2))
+        print(f"  MSE of the reconstruction from the posterior mean: {mse:.6f}")
+        return 0
+    what = f"{model.loss} of the output for noisy inputs ({model.noise!r}) against the clean images" if model.noise else model.loss
     print(f"{model.name}: test {what}: {terms['reconstruction']:.6f}")
     for term in ("code_penalty", "weight_decay"):
         if getattr(model, term) is not None:
@@ -126,7 +134,8 @@ def main(argv=None) -> int:
     t.add_argument("--epochs", type=_positive(int), default=5, help="default 5")
     t.add_argument("--batch-size", type=_positive(int), default=128, help="default 128 (the article's)")
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam's learning rate, default 1e-3")
-    t.add_argument("--loss", choices=["mse", "bce"], default="mse", help="default mse (the article's)")
+    t.add_argument("--loss", choices=["mse", "bce"],
+                   help="default: the family's (mse, the article's; the vae's Bernoulli decoder is bce, mse makes it Gaussian)")
     t.add_argument("--data", type=pathlib.Path, help="folder with the MNIST IDX files (default: cache, else the embedded sample)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initialization, shuffling and noise (default 0)")
     t.add_argument("--out", type=pathlib.Path, help="output folder (default runs/FAMILY)")

@@ -288,6 +288,14 @@ def builtin_checks(rng: np.random.Generator):
                 img(2, 1, 5, 5))
     yield layer("Reshape((3, 4))", lambda: L.Reshape((3, 4)), img(2, 12))
 
+    def tied():
+        d = dense_with_bias()
+        t = L.TiedDense(d)
+        t.params["b"].value[...] = rng.standard_normal(7)
+        return S(d, A.Tanh(), t)  # W used twice: its gradient is the sum of both uses
+
+    yield layer("Dense-Tanh-TiedDense (one W, two uses)", tied, img(4, 7))
+
     target = rng.uniform(0, 1, (3, 5))
     yield "mse", lambda: check_function(lambda p: losses.mse(p, target), rng.uniform(0, 1, (3, 5)), title="mse")
     yield "bce", lambda: check_function(lambda p: losses.bce(p, target), rng.uniform(0.05, 0.95, (3, 5)), title="bce")
@@ -306,6 +314,21 @@ def builtin_checks(rng: np.random.Generator):
 
     yield "WeightDecay", lambda: check_function(wd_check, rng.standard_normal((4, 3)), name="W", title="WeightDecay(0.7)")
 
+    def small_model(make, title):
+        from . import autoencoders
+
+        model = make(autoencoders, np.random.default_rng(int(rng.integers(1 << 30))))
+        for _, p in model.named_params():  # N(0, 1/fan_in): no unit at a kink or saturated
+            p.value[...] = rng.normal(0, 1 / np.sqrt(p.shape[0] if p.value.ndim == 2 else 10), p.shape)
+        return check_model(model, rng.uniform(0.05, 0.95, (4, 784)), seed=int(rng.integers(1 << 30)), title=title)
+
+    for act in ("sigmoid", "relu"):
+        title = f"Contractive(0.3), {act} code (whole objective)"
+        yield title, lambda act=act, title=title: small_model(
+            lambda A_, r: A_.contractive(6, lam=0.3, activation=act, rng=r, dtype=np.float64), title)
+    title = "VAE, Bernoulli, latent 3 (whole -ELBO, eps fixed)"
+    yield title, lambda: small_model(lambda A_, r: A_.vae(3, 12, rng=r, dtype=np.float64), title)
+
 
 def run_all(seed: int = 0, out=print) -> bool:
     """Run :func:`builtin_checks`, print every report, return True when all pass."""
@@ -318,6 +341,6 @@ def run_all(seed: int = 0, out=print) -> bool:
         worst.append((title, report.worst))
     out("\nworst relative error per check:")
     for title, w in worst:
-        out(f"  {title:<40} {w:.2e}")
+        out(f"  {title:<50} {w:.2e}")
     out(f"\n{'all gradient checks passed' if ok else 'SOME GRADIENT CHECKS FAILED'}")
     return ok

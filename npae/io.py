@@ -40,7 +40,8 @@ class ModelFileError(ValueError):
 LAYERS = {cls.__name__: cls for cls in (
     layers.Dense, layers.Flatten, layers.Reshape, conv.Conv2D, conv.MaxPool2D, conv.UpSampling2D,
     activations.ReLU, activations.LeakyReLU, activations.Sigmoid, activations.Tanh)}
-PENALTIES = {cls.__name__: cls for cls in (penalties.L1Activity, penalties.KLSparsity, penalties.WeightDecay)}
+PENALTIES = {cls.__name__: cls for cls in (penalties.L1Activity, penalties.KLSparsity, penalties.WeightDecay,
+                                           penalties.Contractive)}
 NOISES = {cls.__name__: cls for cls in (noise.GaussianNoise, noise.MaskingNoise, noise.SaltAndPepper)}
 OPTIMIZERS = {cls.__name__: cls for cls in (optim.Adam, optim.SGD)}
 
@@ -134,24 +135,41 @@ def _build(table: dict, cfg, what: str, path):
         raise ModelFileError(f"{path}: invalid {what} configuration {cfg}: {exc}") from None
 
 
-def _build_layer(cfg, path):
+def _build_layer(cfg, path, encoder=None):
+    """A layer from its configuration; ``encoder`` (already built) resolves a decoder's TiedDense."""
     if isinstance(cfg, dict) and cfg.get("type") == "Sequential":
         layer_cfgs = cfg.get("layers")
         if not isinstance(layer_cfgs, list):
             raise ModelFileError(f"{path}: invalid Sequential configuration")
-        return Sequential(*[_build_layer(c, path) for c in layer_cfgs])
+        return Sequential(*[_build_layer(c, path, encoder) for c in layer_cfgs])
+    if isinstance(cfg, dict) and cfg.get("type") == "TiedDense":
+        from .autoencoders import find_layer
+
+        try:
+            if encoder is None or set(cfg) != {"type", "tied_to"} or not isinstance(cfg["tied_to"], str):
+                raise ValueError("expected {'type': 'TiedDense', 'tied_to': <path of a Dense in the encoder>}")
+            return layers.TiedDense(find_layer(encoder, cfg["tied_to"]))
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: invalid layer configuration {cfg}: {exc}") from None
     return _build(LAYERS, cfg, "layer", path)
 
 
 def build_model(cfg: dict, path="<config>"):
-    """An Autoencoder (freshly initialized) from ``model.config()``; only npae classes are built."""
-    from .autoencoders import Autoencoder
+    """An Autoencoder or VAE (freshly initialized) from ``model.config()``; only npae classes are built."""
+    from .autoencoders import VAE, Autoencoder
 
     if not isinstance(cfg, dict):
         raise ModelFileError(f"{path}: invalid model description")
     try:
+        if cfg.get("type") == "VAE":
+            return VAE(_build_layer(cfg.get("encoder"), path), _build_layer(cfg.get("decoder"), path),
+                       latent=cfg.get("latent"), likelihood=cfg.get("likelihood"), sigma_x=cfg.get("sigma_x"),
+                       input_shape=cfg.get("input_shape"), name=str(cfg.get("name", "vae")))
+        if cfg.get("type", "Autoencoder") != "Autoencoder":
+            raise ModelFileError(f"{path}: unknown model type {cfg.get('type')!r}")
+        encoder = _build_layer(cfg.get("encoder"), path)
         return Autoencoder(
-            _build_layer(cfg.get("encoder"), path), _build_layer(cfg.get("decoder"), path),
+            encoder, _build_layer(cfg.get("decoder"), path, encoder),
             loss=cfg.get("loss", "mse"), code_penalty=_build(PENALTIES, cfg.get("code_penalty"), "penalty", path),
             weight_decay=_build(PENALTIES, cfg.get("weight_decay"), "penalty", path),
             noise=_build(NOISES, cfg.get("noise"), "noise", path),

@@ -84,6 +84,91 @@ class Dense(Layer):
         return f"{self.n_in}, {self.n_out}"
 
 
+class TiedDense(Layer):
+    r"""Affine map through the **transpose** of another Dense layer's matrix: tied weights.
+
+    Parameters
+    ----------
+    source : Dense
+        The layer whose ``W`` (n_in_s, n_out_s) this one uses as ``W.T``; this layer maps
+        n_out_s features back to n_in_s. Only the bias ``b`` (n_in_s,) belongs to this layer:
+        ``W`` stays the source's parameter, so it is listed (and updated) once.
+
+    Shapes
+    ------
+    x : (N, n_out_s), W : (n_in_s, n_out_s) (the source's), b : (n_in_s,), y : (N, n_in_s)
+
+    Forward and backward
+    --------------------
+    ``y = x @ W.T + b``
+    ``dW += dy.T @ x``       (n_in_s, n_out_s): added to the SOURCE's gradient, so a model using
+                             W twice (encoder ``x @ W``, decoder ``h @ W.T``) receives the sum of both
+                             contributions, dL/dW = x_in.T @ d_enc + dy.T @ h (the chain rule for a shared
+                             parameter, and why ``backward`` adds instead of assigning)
+    ``db += dy.sum(0)``      (n_in_s,)
+    ``dx  = dy @ W``         (N, n_out_s)
+    """
+
+    def __init__(self, source: "Dense"):
+        super().__init__()
+        if not isinstance(source, Dense):
+            raise TypeError(f"TiedDense: source must be a Dense layer, got {type(source).__name__}")
+        self.source = source
+        self.n_in, self.n_out = source.n_out, source.n_in
+        self.params = {"b": Param(np.zeros(self.n_out, source.dtype), decay=False)}
+        self.tied_to = None  # the source's path inside the model's encoder, set by the Autoencoder (for saving)
+        self._c_x = None
+
+    @property
+    def dtype(self):
+        return self.source.dtype
+
+    @dtype.setter
+    def dtype(self, value):  # Layer.astype assigns it; the dtype follows the source's W
+        pass
+
+    @property
+    def W(self) -> np.ndarray:
+        """The source's matrix (n_in_s, n_out_s); this layer computes ``x @ W.T``."""
+        return self.source.W
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.params["b"].value
+
+    def forward(self, x, training=True):
+        if self.b.dtype != self.source.dtype:
+            raise TypeError(f"TiedDense: its bias is {self.b.dtype} but the tied matrix is {self.source.dtype}; "
+                            "convert the whole model with astype")
+        x = _checks.check_input(x, (None, self.n_in), "TiedDense", self.dtype)
+        self._c_x = x if training else None
+        y = x @ self.W.T
+        y += self.b
+        return y
+
+    can_skip_dx = True
+
+    def backward(self, dy, need_dx=True):
+        x = self._c_x
+        dy = _checks.check_grad(dy, None if x is None else (x.shape[0], self.n_out), self.dtype, "TiedDense")
+        self.source.params["W"].grad += dy.T @ x
+        self.params["b"].grad += dy.sum(axis=0)
+        return dy @ self.W if need_dx else None
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.n_in,):
+            raise ValueError(f"TiedDense: expected input of shape (N, {self.n_in}), got (N, {', '.join(map(str, input_shape))})")
+        return (self.n_out,)
+
+    def config(self):
+        if self.tied_to is None:
+            raise ValueError("TiedDense.config: only a TiedDense inside an Autoencoder whose encoder holds its source can be saved")
+        return {"type": "TiedDense", "tied_to": self.tied_to}
+
+    def extra_repr(self):
+        return f"{self.n_in}, {self.n_out}, W = ({self.tied_to or 'source'}).W.T"
+
+
 class Flatten(Layer):
     """Reshape ``(N, d1, d2, ...)`` to ``(N, d1*d2*...)``; backward reshapes ``dy`` back.
 

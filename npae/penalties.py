@@ -21,6 +21,10 @@ value unchanged):
     ``dP/dh[n, k] = (beta / N) * (-rho / rho_hat[k] + (1 - rho) / (1 - rho_hat[k]))``.
     ``rho_hat`` is clamped to [1e-7, 1 - 1e-7] so a dead unit gives a large finite value.
 
+``Contractive(lam)``: Rifai et al. (2011), the squared Frobenius norm of the encoder's Jacobian,
+    ``P = lam * (1/N) sum_n ||J(x_n)||_F**2`` (mean over the batch of the per-sample norm), for
+    a one-layer dense encoder ``h = s(a)``, ``a = x @ W + b``; see :class:`Contractive`.
+
 ``WeightDecay(lam)`` acts on parameters, not activations: ``value, grads = wd(named_params)``
     with ``P = (lam / 2) sum_{W: decay} ||W||_F**2`` over the params whose ``decay`` flag is set
     (weights, not biases) and ``dP/dW = lam * W`` -- the convention of PyTorch's
@@ -116,3 +120,96 @@ class WeightDecay:
 
     def __repr__(self):
         return f"WeightDecay(lam={self.lam})"
+
+
+class Contractive:
+    r"""The contractive penalty ``P = lam * (1/N) sum_n ||J(x_n)||_F**2`` (Rifai et al., 2011).
+
+    For a one-layer dense encoder ``h = s(a)``, ``a = x @ W + b`` (x: (N, D), W: (D, K), h: (N, K)),
+    the Jacobian of one sample is ``J[k, i] = dh[k]/dx[i] = s'(a[k]) W[i, k]``, so in closed form
+
+        ||J(x_n)||_F**2 = sum_k s'(a[n, k])**2 * w[k],      w[k] = sum_i W[i, k]**2   (K,)
+
+    and ``P = lam * (1/N) sum_n sum_k d[n, k]**2 w[k]`` with ``d = s'(a)`` (N, K), written through
+    the code itself: sigmoid ``d = h (1 - h)``, tanh ``d = 1 - h**2``, ReLU ``d = 1[h > 0]``.
+
+    Gradient. P depends on W twice: directly through ``w`` and through ``a`` (via ``h``):
+
+        dP/dh[n, k]  = (lam / N) * w[k] * 2 d[n, k] d'(h[n, k])          (N, K), enters at the code
+                       d'(h) = 1 - 2h (sigmoid), -2h (tanh), 0 (ReLU: d is piecewise constant)
+        dP/dW[i, k] += 2 lam * W[i, k] * (1/N) sum_n d[n, k]**2          (D, K), the direct term
+
+    The encoder's ordinary backward pass then carries ``dP/dh`` through ``s`` and the Dense layer,
+    completing Rifai's formula; for the sigmoid,
+    ``dP/dW[i, k] = (lam/N) sum_n [2 d**2 W[i, k] + 2 w[k] d**2 (1 - 2h[n, k]) x[n, i]]``.
+    With ReLU units the penalty is a weight decay on the columns of W of the units active for
+    each sample (it is discontinuous where a unit switches on; those points are the ReLU's kinks).
+
+    An Autoencoder binds the penalty to its encoder (:meth:`bind`), which must be
+    ``Sequential(Dense, Sigmoid | Tanh | ReLU)``.
+    """
+
+    KINDS = ("Sigmoid", "Tanh", "ReLU")
+
+    def __init__(self, lam: float):
+        self.lam = _checks.nonneg_float(lam, "lam", "Contractive")
+        self.dense = self.kind = None
+
+    def bind(self, encoder) -> "Contractive":
+        """A copy of this penalty tied to ``encoder`` (a Sequential(Dense, Sigmoid|Tanh|ReLU))."""
+        from .core import Sequential
+        from .layers import Dense
+
+        layers = list(encoder) if isinstance(encoder, Sequential) else [encoder]
+        kinds = [type(layer).__name__ for layer in layers]
+        if len(layers) != 2 or not isinstance(layers[0], Dense) or kinds[1] not in self.KINDS:
+            raise ValueError(f"Contractive: the closed form needs an encoder Sequential(Dense, one of {self.KINDS}), "
+                             f"got Sequential({', '.join(kinds)})")
+        bound = Contractive(self.lam)
+        bound.dense, bound.kind = layers[0], kinds[1]
+        return bound
+
+    def _derivative(self, h):
+        """``d = s'(a)`` and ``d'(h) = dd/dh``, both from the code h (N, K)."""
+        if self.kind == "Sigmoid":
+            return h * (1 - h), 1 - 2 * h
+        if self.kind == "Tanh":
+            return 1 - h * h, -2 * h
+        return (h > 0).astype(h.dtype), np.zeros_like(h)
+
+    def jacobian_norms(self, h):
+        """``||J(x_n)||_F**2`` for each sample (N,), from the code h = encoder(x)."""
+        h = self._check(h)
+        d, _ = self._derivative(h)
+        w = np.square(self.dense.W).sum(axis=0)
+        return (d * d) @ w
+
+    def _check(self, h):
+        if self.dense is None:
+            raise ValueError("Contractive: not bound to an encoder; pass it to an Autoencoder as code_penalty")
+        h = _code(h, "Contractive")
+        if h.shape[1:] != (self.dense.n_out,):
+            raise ValueError(f"Contractive: expected a code of shape (N, {self.dense.n_out}), got {h.shape}")
+        return h
+
+    def __call__(self, h):
+        h = self._check(h)
+        n = h.shape[0]
+        d, dd = self._derivative(h)
+        w = np.square(self.dense.W).sum(axis=0)
+        value = self.lam * float(((d * d) @ w).sum()) / n
+        dh = (2 * self.lam / n) * (d * dd) * w
+        return value, dh.astype(h.dtype, copy=False)
+
+    def weight_grads(self, h):
+        """The direct term ``[(W's Param, 2 lam W * mean_n d**2)]``, added to W.grad by the Autoencoder."""
+        h = self._check(h)
+        d, _ = self._derivative(h)
+        mean_d2 = (d * d).mean(axis=0)
+        return [(self.dense.params["W"], self.dense.W * (2 * self.lam * mean_d2).astype(h.dtype))]
+
+    def config(self):
+        return {"type": "Contractive", "lam": self.lam}
+
+    def __repr__(self):
+        return f"Contractive(lam={self.lam})"

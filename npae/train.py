@@ -21,7 +21,6 @@ import warnings
 import numpy as np
 
 from . import _checks
-from .autoencoders import TERMS
 from .optim import Adam
 
 VALIDATION_SEED = 0
@@ -61,16 +60,7 @@ class History:
         return f"History({len(self.rows)} epochs, stop_reason={self.stop_reason!r})"
 
 
-def _active_terms(model) -> list[str]:
-    terms = ["reconstruction"]
-    if model.code_penalty is not None:
-        terms.append("code_penalty")
-    if model.weight_decay is not None:
-        terms.append("weight_decay")
-    return terms + (["total"] if len(terms) > 1 else [])
-
-
-SHORT = {"reconstruction": "rec", "code_penalty": "pen", "weight_decay": "wd", "total": "total"}
+SHORT = {"reconstruction": "rec", "code_penalty": "pen", "weight_decay": "wd", "kl": "kl", "total": "total"}
 
 
 def _epoch_line(row, epochs, terms, has_val) -> str:
@@ -153,7 +143,7 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
         if verbose:
             print(f"resumed from {resume} after epoch {start}", file=out)
     optimizer = Adam(model.named_params()) if optimizer is None else optimizer
-    terms = _active_terms(model)
+    terms = model.active_terms()
     n = len(x)
     n_batches = -(-n // batch_size)
     history.stop_reason = None
@@ -163,7 +153,7 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
         progress = _Progress(out, verbose, epoch, epochs, n_batches)
         t0 = time.perf_counter()
         try:
-            sums = dict.fromkeys(TERMS, 0.0)
+            sums = dict.fromkeys(model.TERMS, 0.0)
             order = rng.permutation(n)
             for b in range(n_batches):
                 xb = x[order[b * batch_size:(b + 1) * batch_size]]
@@ -171,19 +161,19 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
                 if not np.isfinite(result["total"]):
                     raise _checks.NonFiniteError(f"the loss is {result['total']} at batch {b + 1}")
                 optimizer.step()
-                for t in TERMS:
+                for t in model.TERMS:
                     sums[t] += result[t] * len(xb)
                 progress.update(b + 1, result["total"])
             progress.clear()
             for name, p in model.named_params():  # a NaN gradient in the last step shows only here
                 _checks.check_finite(p.value, "fit", f"parameter {name} after the last step of the epoch")
             seconds = time.perf_counter() - t0
-            row = {"epoch": epoch, **{f"train_{t}": sums[t] / n for t in TERMS},
+            row = {"epoch": epoch, **{f"train_{t}": sums[t] / n for t in model.TERMS},
                    "seconds": seconds, "samples_per_s": n / seconds}
             if x_val is not None:
                 val = model.evaluate(x_val, batch_size=max(256, batch_size),
                                      rng=np.random.default_rng(VALIDATION_SEED))
-                row.update({f"val_{t}": val[t] for t in TERMS})
+                row.update({f"val_{t}": val[t] for t in model.TERMS})
             history.append(row)
             if checkpoint is not None:
                 io.save_checkpoint(checkpoint, model, optimizer, rng, history, epoch)

@@ -41,7 +41,8 @@ def test_denoising_figure_and_evaluate(tmp_path, capsys, monkeypatch):
     from npae import autoencoders
 
     monkeypatch.setitem(autoencoders.FAMILIES, "denoising",
-                        lambda rng, loss: autoencoders.ordinary(code=8, rng=rng, loss=loss, noise=npae.noise.GaussianNoise(0.5)))
+                        lambda rng, loss="mse": autoencoders.ordinary(code=8, rng=rng, loss=loss,
+                                                                 noise=npae.noise.GaussianNoise(0.5)))
     out = tmp_path / "den"
     assert main(["train", "denoising", "--epochs", "1", "--batch-size", "1000", "--out", str(out)]) == 0
     assert main(["evaluate", str(out / "model.npz")]) == 0
@@ -78,3 +79,24 @@ def test_png_writer(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     with pytest.raises(ValueError):
         write_png(tmp_path / "bad.png", np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("family", ["vae", "contractive", "tied"])
+def test_train_and_evaluate_the_families_beyond_the_article(family, tmp_path, capsys):
+    out = tmp_path / family
+    assert main(["train", family, "--epochs", "1", "--batch-size", "1000", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    model = npae.load(out / "model.npz")
+    assert model.name == family
+    assert main(["evaluate", str(out / "model.npz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith(f"{family}: test")):]
+    history = json.loads((out / "history.json").read_text())["rows"][-1]
+    if family == "vae":
+        assert "kl" in text and "loss bce" in text  # a Bernoulli decoder by default
+        assert lines[0].startswith("vae: test -ELBO ") and "nats per image" in lines[0]
+        assert float(lines[0].split()[3]) == pytest.approx(history["val_total"], rel=1e-5)
+        assert "MSE of the reconstruction" in lines[1]
+    else:
+        assert lines[0].startswith(f"{family}: test mse: ")
+        assert float(lines[0].split()[-1]) == pytest.approx(history["val_reconstruction"], rel=1e-5)

@@ -26,6 +26,9 @@ def finite_numbers(result):
     ("convolutional", ["convolutional_reconstructions.png", "convolutional_loss.png"]),
     ("sparse", ["sparse_code_histogram.png", "sparse_reconstructions.png", "sparse_loss.png"]),
     ("denoising", ["denoising_rows.png", "denoising_loss.png"]),
+    ("contractive", ["contractive_sensitivity.png", "contractive_reconstructions.png", "contractive_loss.png"]),
+    ("tied", ["tied_reconstructions.png", "tied_loss.png", "tied_filters.png"]),
+    ("vae", ["vae_manifold.png", "vae_latent_means.png", "vae_samples.png", "vae_reconstructions.png", "vae_loss.png"]),
 ])
 def test_demo_runs(name, figures, tmp_path, capsys):
     module = importlib.import_module(name)
@@ -44,3 +47,4 @@ def test_reproduce_writes_the_report(tmp_path):
     assert "| ordinary, 784-64-784 |" in report and "0.0055" in report
     assert "## Autoencoder vs PCA" in report and "| 64 |" in report
     assert "embedded sample" in report
+    assert "## Contractive" in report and "| 51,024 |" in report and "-ELBO" in report

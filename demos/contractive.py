@@ -1,0 +1,97 @@
+"""The contractive autoencoder: how much does the code move when the input moves a little?
+
+    python demos/contractive.py [--quick] [--data PATH]
+
+Claim checked (Rifai et al., 2011): penalizing the encoder's Jacobian, lam * ||J(x)||_F^2,
+makes the code insensitive to small perturbations of the input, at some cost in
+reconstruction. The ordinary model (the same 784-64-784 ReLU network, lam = 0) is the
+baseline. Sensitivities are reported both raw and relative to the code's own spread
+(a ReLU encoder could otherwise "contract" by merely shrinking its scale, which the
+decoder undoes): relative movement = mean ||h(x + d) - h(x)|| / mean ||h(x_i) - h(x_j)||,
+for random d of a given norm and random pairs of test images.
+"""
+
+import numpy as np
+
+import _common as C
+from _common import npae
+
+
+def sensitivity(model, xt, radii, seed=1):
+    """Mean code movement per unit of input movement, raw and relative to the code spread, per radius."""
+    rng = np.random.default_rng(seed)
+    h = model.encode(xt)
+    i, j = rng.integers(0, len(xt), (2, 4 * len(xt)))
+    spread = float(np.mean(np.linalg.norm(h[i] - h[j], axis=1)))
+    direction = rng.standard_normal(xt.shape).astype(xt.dtype)
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    raw, relative = [], []
+    for r in radii:
+        moved = float(np.mean(np.linalg.norm(model.encode(xt + direction * xt.dtype.type(r)) - h, axis=1)))
+        raw.append(moved / r)
+        relative.append(moved / spread)
+    return np.array(raw), np.array(relative)
+
+
+def jacobian_spectrum(model, xt, n=100):
+    """Singular values of the encoder's Jacobian J(x) (64 x 784, by backprop), averaged over n test images."""
+    return np.linalg.svd(model.jacobian(xt[:n]).astype(np.float64), compute_uv=False).mean(axis=0)
+
+
+def run(args):
+    (x, _), (xt, _), _ = C.setup(args)
+    x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
+    lams = [0.0] + [npae.autoencoders.CONTRACTIVE_LAM * f for f in (0.1, 1.0, 10.0)]
+    radii = [0.01, 0.1, 1.0, 3.0]
+    rows, models, seconds = [], {}, 0.0
+    for lam in lams:
+        label = "ordinary (lam 0)" if lam == 0 else f"contractive, lam {lam:g}"
+        model = npae.autoencoders.contractive(lam=lam, activation="relu", rng=np.random.default_rng(args.seed))
+        history, s = C.train(model, x, xt, args, label)
+        pen = npae.penalties.Contractive(1.0).bind(model.encoder)
+        raw, relative = sensitivity(model, xt, radii)
+        rows.append({"lam": lam, "test_mse": C.test_mse(model, xt), "jacobian": float(pen.jacobian_norms(model.encode(xt)).mean()),
+                     "movement": float(raw[1]), "relative": float(relative[1]), "raw_curve": raw, "relative_curve": relative})
+        models[lam] = model
+        if lam == npae.autoencoders.CONTRACTIVE_LAM:
+            main_history, seconds = history, s
+    for r in rows:
+        print(f"lam {r['lam']:<8g} test MSE {r['test_mse']:.5f}  mean ||J||_F^2 {r['jacobian']:8.2f}  "
+              f"code movement per unit input (|d| = 0.1) {r['movement']:.3f}, relative to the code spread {r['relative']:.4f}")
+    default = next(r for r in rows if r["lam"] == npae.autoencoders.CONTRACTIVE_LAM)
+    base = rows[0]
+    plot_sensitivity(rows, radii, [jacobian_spectrum(models[r["lam"]], xt) for r in rows], args.out / "contractive_sensitivity.png")
+    model = models[npae.autoencoders.CONTRACTIVE_LAM]
+    C.save_reconstructions([xt[:10], models[0.0].reconstruct(xt[:10]), model.reconstruct(xt[:10])],
+                           ["input", "ordinary", "contractive"], args.out / "contractive_reconstructions.png",
+                           f"ordinary vs contractive (lam {npae.autoencoders.CONTRACTIVE_LAM:g})")
+    C.save_loss_curves(main_history, args.out / "contractive_loss.png", "contractive autoencoder")
+    return {"test_mse": default["test_mse"], "seconds": seconds, "epochs": args.epochs, "lam": default["lam"],
+            "mse_ordinary": base["test_mse"], "jacobian": default["jacobian"], "jacobian_ordinary": base["jacobian"],
+            "relative": default["relative"], "relative_ordinary": base["relative"],
+            "sweep": [{k: v for k, v in r.items() if not k.endswith("curve")} for r in rows]}
+
+
+def plot_sensitivity(rows, radii, spectra, path):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for r, spectrum in zip(rows, spectra):
+        label = "ordinary" if r["lam"] == 0 else f"lam {r['lam']:g}"
+        axes[0].plot(radii, r["relative_curve"], marker="o", label=label)
+        axes[1].plot(np.arange(1, len(spectrum) + 1), spectrum / max(r["jacobian"], 1e-12) ** 0.5, label=label)
+    axes[0].set(xscale="log", yscale="log", xlabel="norm of the input perturbation",
+                ylabel="code movement / code spread", title="how far the code moves (test set)")
+    axes[1].set(yscale="log", xlabel="rank", ylabel="singular value / ||J||_F",
+                title="spectrum of the encoder's Jacobian")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    C.save(fig, path)
+
+
+def main(argv=None):
+    return C.main(__doc__, run, "contractive", argv)
+
+
+if __name__ == "__main__":
+    main()
