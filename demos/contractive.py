@@ -7,8 +7,8 @@ makes the code insensitive to small perturbations of the input, at some cost in
 reconstruction. The ordinary model (the same 784-64-784 ReLU network, lam = 0) is the
 baseline. Sensitivities are reported both raw and relative to the code's own spread
 (a ReLU encoder could otherwise "contract" by merely shrinking its scale, which the
-decoder undoes): relative movement = mean ||h(x + d) - h(x)|| / mean ||h(x_i) - h(x_j)||,
-for random d of a given norm and random pairs of test images.
+decoder undoes): the contraction ratio divides the code's movement by the mean distance
+between the codes of two random test images, and the input's by that between the images.
 """
 
 import numpy as np
@@ -18,19 +18,24 @@ from _common import npae
 
 
 def sensitivity(model, xt, radii, seed=1):
-    """Mean code movement per unit of input movement, raw and relative to the code spread, per radius."""
+    """Per radius r: the raw ratio mean ||h(x + d) - h(x)|| / r, and the scale-free contraction
+    ratio (mean ||h(x + d) - h(x)|| / code spread) / (r / input spread), where a spread is the
+    mean distance between two random test images (in code space, in input space); d random
+    of norm r. Below 1: a small step moves the code less, relative to the distances between
+    digits, than it moves the input."""
     rng = np.random.default_rng(seed)
     h = model.encode(xt)
     i, j = rng.integers(0, len(xt), (2, 4 * len(xt)))
-    spread = float(np.mean(np.linalg.norm(h[i] - h[j], axis=1)))
+    spread_h = float(np.mean(np.linalg.norm(h[i] - h[j], axis=1)))
+    spread_x = float(np.mean(np.linalg.norm(xt[i] - xt[j], axis=1)))
     direction = rng.standard_normal(xt.shape).astype(xt.dtype)
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    raw, relative = [], []
+    raw, ratio = [], []
     for r in radii:
         moved = float(np.mean(np.linalg.norm(model.encode(xt + direction * xt.dtype.type(r)) - h, axis=1)))
         raw.append(moved / r)
-        relative.append(moved / spread)
-    return np.array(raw), np.array(relative)
+        ratio.append((moved / spread_h) / (r / spread_x))
+    return np.array(raw), np.array(ratio)
 
 
 def jacobian_spectrum(model, xt, n=100):
@@ -57,7 +62,7 @@ def run(args):
             main_history, seconds = history, s
     for r in rows:
         print(f"lam {r['lam']:<8g} test MSE {r['test_mse']:.5f}  mean ||J||_F^2 {r['jacobian']:8.2f}  "
-              f"code movement per unit input (|d| = 0.1) {r['movement']:.3f}, relative to the code spread {r['relative']:.4f}")
+              f"code movement per unit input (|d| = 0.1) {r['movement']:.3f}, contraction ratio {r['relative']:.3f}")
     default = next(r for r in rows if r["lam"] == npae.autoencoders.CONTRACTIVE_LAM)
     base = rows[0]
     plot_sensitivity(rows, radii, [jacobian_spectrum(models[r["lam"]], xt) for r in rows], args.out / "contractive_sensitivity.png")
@@ -80,10 +85,10 @@ def plot_sensitivity(rows, radii, spectra, path):
         label = "ordinary" if r["lam"] == 0 else f"lam {r['lam']:g}"
         axes[0].plot(radii, r["relative_curve"], marker="o", label=label)
         axes[1].plot(np.arange(1, len(spectrum) + 1), spectrum / max(r["jacobian"], 1e-12) ** 0.5, label=label)
-    axes[0].set(xscale="log", yscale="log", xlabel="norm of the input perturbation",
-                ylabel="code movement / code spread", title="how far the code moves (test set)")
-    axes[1].set(yscale="log", xlabel="rank", ylabel="singular value / ||J||_F",
-                title="spectrum of the encoder's Jacobian")
+    axes[0].set(xscale="log", xlabel="norm of the input perturbation",
+                ylabel="contraction ratio (scale-free)", title="how far the code moves, relative to digit distances")
+    axes[1].set(yscale="log", ylim=(1e-3, 1), xlabel="rank", ylabel="singular value / ||J||_F",
+                title="spectrum of the encoder's Jacobian (100 test images)")
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
     C.save(fig, path)

@@ -114,16 +114,18 @@ def beyond(r):
     c, t, v = r["contractive"], r["tied"], r["vae"]
     lines = [
         "## Contractive (Rifai et al., 2011): the same 784-64-784 ReLU network, lam on ||J||_F^2", "",
-        "Code movement for random input perturbations of norm 0.1, per unit of input movement and relative to",
-        "the code's spread (mean distance between the codes of two random test images):", "",
-        "| lam | test MSE | mean ‖J‖²_F | code movement / input movement | relative to the code spread |",
+        "Code movement for random input perturbations of norm 0.1: per unit of input movement, and as a",
+        "scale-free contraction ratio (code movement / mean distance between the codes of two random test",
+        "images, over input movement / mean distance between the images; a ReLU encoder could shrink its raw",
+        "Jacobian by shrinking its scale, which the decoder undoes, but not this ratio):", "",
+        "| lam | test MSE | mean ‖J‖²_F | code movement / input movement | contraction ratio |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {row['lam']:g} | {row['test_mse']:.5f} | {row['jacobian']:.2f} | {row['movement']:.3f} | {row['relative']:.4f} |"
+    lines += [f"| {row['lam']:g} | {row['test_mse']:.5f} | {row['jacobian']:.2f} | {row['movement']:.3f} | {row['relative']:.3f} |"
               for row in c["sweep"]]
     lines += [
         "", f"At lam {c['lam']:g} (npae's default) the Jacobian's squared norm is {c['jacobian'] / c['jacobian_ordinary'] - 1:+.0%} "
-        f"and the relative code movement {c['relative'] / c['relative_ordinary'] - 1:+.0%} against the ordinary model, "
+        f"and the contraction ratio {c['relative'] / c['relative_ordinary'] - 1:+.0%} against the ordinary model, "
         f"for a test MSE {c['test_mse'] / c['mse_ordinary'] - 1:+.0%} (contractive_sensitivity.png).", "",
         "## Tied weights: the decoder uses W^T", "",
         "| model | parameters | test MSE |", "|---|---|---|",
