@@ -10,8 +10,14 @@ The objective, per mini-batch ``x`` of N samples::
           + WD(weights)              weight decay, (lam / 2) * sum ||W||^2
 
 and the backward pass follows it in reverse: ``dx_hat = dL/dx_hat``; ``dh = decoder.backward(dx_hat)``;
-the penalty's gradient is added **at the code**, ``dh += dP/dh``; ``encoder.backward(dh)``; then
-``W.grad += lam * W`` for the decayed weights.
+the penalty's gradient is added **at the code**, ``dh += dP/dh``; ``encoder.backward(dh)``; a
+penalty that also depends on the encoder's weights directly (Contractive) adds that part,
+``W.grad += dP/dW|direct``; then ``W.grad += lam * W`` for the decayed weights.
+
+Beyond the article: ``contractive`` (the Contractive penalty on the encoder's Jacobian),
+tied weights (``ordinary(tied=True)``: the decoder's TiedDense layers use the encoder's
+matrices transposed, so each matrix receives the sum of its two uses' gradients), and
+:class:`VAE`, whose objective (the negative ELBO) is written out in its docstring.
 """
 
 from __future__ import annotations
