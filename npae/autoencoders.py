@@ -260,7 +260,7 @@ class Autoencoder:
                 f"decoder\n{self.decoder.summary(self.code_shape)}")
 
     def __repr__(self):
-        return f"Autoencoder(name={self.name!r}, input_shape={self.input_shape}, params={self.n_params():,})"
+        return f"{type(self).__name__}(name={self.name!r}, input_shape={self.input_shape}, params={self.n_params():,})"
 
 
 def _walk(layer, prefix=""):

@@ -166,7 +166,7 @@ class TiedDense(Layer):
         return {"type": "TiedDense", "tied_to": self.tied_to}
 
     def extra_repr(self):
-        return f"{self.n_in}, {self.n_out}, W = ({self.tied_to or 'source'}).W.T"
+        return f"{self.n_in}, {self.n_out}, W = " + (f"encoder.{self.tied_to}.W.T" if self.tied_to else "source.W.T")
 
 
 class Flatten(Layer):
