@@ -401,11 +401,15 @@ class VAE(Autoencoder):
         p = self.decoder.forward(z, training=True)
         rec, dp = self._reconstruction(p, x)
         kl, dmu_kl, dlogvar_kl = self.kl(mu, logvar)
-        dz = self.decoder.backward(dp)
-        dmu = dz + dmu_kl
-        dlogvar = dz * eps * sigma * dz.dtype.type(0.5) + dlogvar_kl
-        _backward_no_dx(self.encoder, np.concatenate([dmu, dlogvar], axis=1))
+        dmu, dlogvar = self._through_sampling(self.decoder.backward(dp), eps, sigma)
+        _backward_no_dx(self.encoder, np.concatenate([dmu + dmu_kl, dlogvar + dlogvar_kl], axis=1))
         return {"total": rec + kl, "reconstruction": rec, "kl": kl}
+
+    @staticmethod
+    def _through_sampling(dz, eps, sigma):
+        """The backward of ``z = mu + exp(logvar / 2) * eps`` (eps fixed), all arrays (N, L):
+        ``dmu = dz`` and ``dlogvar = dz * eps * sigma / 2`` (as d sigma / d logvar = sigma / 2)."""
+        return dz, dz * eps * sigma * dz.dtype.type(0.5)
 
     def evaluate(self, x, *, batch_size: int = 256, rng=None) -> dict:
         """-ELBO's terms on ``x`` (one eps draw per sample from ``rng``), batch-size-weighted means."""

@@ -244,6 +244,31 @@ def test_vae_objective_gradcheck_with_eps_fixed(likelihood):
     assert sum(e.kinks for e in report.entries) == 0
 
 
+def tiny_vae(cls=A.VAE, seed=0):
+    """10 inputs, 5 hidden, latent 2: small enough to check every coordinate."""
+    rng = np.random.default_rng(seed)
+    enc = npae.Sequential(Dense(10, 5, rng=rng, dtype=np.float64), npae.Tanh(), Dense(5, 4, rng=rng, dtype=np.float64))
+    dec = npae.Sequential(Dense(2, 5, rng=rng, dtype=np.float64), npae.Tanh(), Dense(5, 10, rng=rng, dtype=np.float64),
+                          npae.Sigmoid())
+    return randomized(cls(enc, dec, latent=2, input_shape=(10,)), rng), rng
+
+
+def test_vae_every_coordinate_and_a_wrong_sampling_backward_fails():
+    model, rng = tiny_vae()
+    x = rng.uniform(0.05, 0.95, (6, 10))
+    report = check_model(model, x, samples=None, threshold=1e-7)  # tanh: smooth, so the tight threshold
+    assert report.passed, str(report)
+
+    class ForgetsTheHalf(A.VAE):  # d sigma / d logvar taken as sigma instead of sigma / 2
+        @staticmethod
+        def _through_sampling(dz, eps, sigma):
+            return dz, dz * eps * sigma
+
+    wrong, _ = tiny_vae(ForgetsTheHalf)
+    report = check_model(wrong, x, samples=None)
+    assert not report["encoder.2.W"].passed and report["decoder.2.W"].passed
+
+
 def test_vae_terms_by_hand():
     """reconstruction = mean over the batch of per-sample sums (nats); the Gaussian keeps its constant."""
     x = inputs(np.random.default_rng(9), 5)
