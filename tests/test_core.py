@@ -28,6 +28,7 @@ def every_layer(dtype=np.float32):
         (npae.Flatten(), img),
         (npae.Reshape((5, 1)), vec),
         (npae.Sequential(npae.Flatten(), npae.Dense(108, 4, rng=rng, dtype=dtype), npae.Sigmoid()), img),
+        (npae.Sequential(tied := npae.Dense(5, 3, rng=rng, dtype=dtype), npae.Tanh(), npae.TiedDense(tied)), vec),
     ]
 
 
