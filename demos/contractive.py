@@ -54,15 +54,15 @@ def run(args):
         model = npae.autoencoders.contractive(lam=lam, activation="relu", rng=np.random.default_rng(args.seed))
         history, s = C.train(model, x, xt, args, label)
         pen = npae.penalties.Contractive(1.0).bind(model.encoder)
-        raw, relative = sensitivity(model, xt, radii)
+        raw, ratio = sensitivity(model, xt, radii)
         rows.append({"lam": lam, "test_mse": C.test_mse(model, xt), "jacobian": float(pen.jacobian_norms(model.encode(xt)).mean()),
-                     "movement": float(raw[1]), "relative": float(relative[1]), "raw_curve": raw, "relative_curve": relative})
+                     "movement": float(raw[1]), "contraction": float(ratio[1]), "raw_curve": raw, "contraction_curve": ratio})
         models[lam] = model
         if lam == npae.autoencoders.CONTRACTIVE_LAM:
             main_history, seconds = history, s
     for r in rows:
         print(f"lam {r['lam']:<8g} test MSE {r['test_mse']:.5f}  mean ||J||_F^2 {r['jacobian']:8.2f}  "
-              f"code movement per unit input (|d| = 0.1) {r['movement']:.3f}, contraction ratio {r['relative']:.3f}")
+              f"code movement per unit input (|d| = 0.1) {r['movement']:.3f}, contraction ratio {r['contraction']:.3f}")
     default = next(r for r in rows if r["lam"] == npae.autoencoders.CONTRACTIVE_LAM)
     base = rows[0]
     plot_sensitivity(rows, radii, [jacobian_spectrum(models[r["lam"]], xt) for r in rows], args.out / "contractive_sensitivity.png")
@@ -73,7 +73,7 @@ def run(args):
     C.save_loss_curves(main_history, args.out / "contractive_loss.png", "contractive autoencoder")
     return {"test_mse": default["test_mse"], "seconds": seconds, "epochs": args.epochs, "lam": default["lam"],
             "mse_ordinary": base["test_mse"], "jacobian": default["jacobian"], "jacobian_ordinary": base["jacobian"],
-            "relative": default["relative"], "relative_ordinary": base["relative"],
+            "contraction": default["contraction"], "contraction_ordinary": base["contraction"],
             "sweep": [{k: v for k, v in r.items() if not k.endswith("curve")} for r in rows]}
 
 
@@ -83,7 +83,7 @@ def plot_sensitivity(rows, radii, spectra, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for r, spectrum in zip(rows, spectra):
         label = "ordinary" if r["lam"] == 0 else f"lam {r['lam']:g}"
-        axes[0].plot(radii, r["relative_curve"], marker="o", label=label)
+        axes[0].plot(radii, r["contraction_curve"], marker="o", label=label)
         axes[1].plot(np.arange(1, len(spectrum) + 1), spectrum / max(r["jacobian"], 1e-12) ** 0.5, label=label)
     axes[0].set(xscale="log", xlabel="norm of the input perturbation",
                 ylabel="contraction ratio (scale-free)", title="how far the code moves, relative to digit distances")

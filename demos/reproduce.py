@@ -121,11 +121,11 @@ def beyond(r):
         "| lam | test MSE | mean ‖J‖²_F | code movement / input movement | contraction ratio |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {row['lam']:g} | {row['test_mse']:.5f} | {row['jacobian']:.2f} | {row['movement']:.3f} | {row['relative']:.3f} |"
+    lines += [f"| {row['lam']:g} | {row['test_mse']:.5f} | {row['jacobian']:.2f} | {row['movement']:.3f} | {row['contraction']:.3f} |"
               for row in c["sweep"]]
     lines += [
         "", f"At lam {c['lam']:g} (npae's default) the Jacobian's squared norm is {c['jacobian'] / c['jacobian_ordinary'] - 1:+.0%} "
-        f"and the contraction ratio {c['relative'] / c['relative_ordinary'] - 1:+.0%} against the ordinary model, "
+        f"and the contraction ratio {c['contraction'] / c['contraction_ordinary'] - 1:+.0%} against the ordinary model, "
         f"for a test MSE {c['test_mse'] / c['mse_ordinary'] - 1:+.0%} (contractive_sensitivity.png).", "",
         "## Tied weights: the decoder uses W^T", "",
         "| model | parameters | test MSE |", "|---|---|---|",
