@@ -384,10 +384,15 @@ class VAE(Autoencoder):
         value = 0.5 * float((mu * mu + var - 1 - logvar).sum(dtype=np.float64)) / n
         return value, mu / mu.dtype.type(n), (var - 1) / mu.dtype.type(2 * n)
 
-    def _eps(self, mu, rng):
+    @staticmethod
+    def _sample(mu, logvar, rng):
+        """The reparameterization ``z = mu + sigma * eps``, ``sigma = exp(logvar / 2)``, eps ~ N(0, I)
+        drawn from ``rng``; returns ``(z, eps, sigma)``, all (N, L) (``_through_sampling`` is its backward)."""
         if rng is None:
             raise ValueError("VAE: needs rng= (a np.random.Generator) to draw eps for z = mu + sigma * eps")
-        return rng.standard_normal(mu.shape, dtype=mu.dtype)
+        eps = rng.standard_normal(mu.shape, dtype=mu.dtype)
+        sigma = np.exp(logvar * logvar.dtype.type(0.5))
+        return mu + sigma * eps, eps, sigma
 
     # -- the objective ----------------------------------------------------------------------
     def loss_and_grads(self, x, rng=None) -> dict:
@@ -395,9 +400,7 @@ class VAE(Autoencoder):
         x = self._as_input(x, "loss_and_grads")
         self.zero_grad()
         mu, logvar = self._heads(self.encoder.forward(x, training=True))
-        eps = self._eps(mu, rng)
-        sigma = np.exp(logvar * logvar.dtype.type(0.5))
-        z = mu + sigma * eps
+        z, eps, sigma = self._sample(mu, logvar, rng)
         p = self.decoder.forward(z, training=True)
         rec, dp = self._reconstruction(p, x)
         kl, dmu_kl, dlogvar_kl = self.kl(mu, logvar)
@@ -420,7 +423,7 @@ class VAE(Autoencoder):
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size]
             mu, logvar = self._heads(self.encoder.forward(xb, training=False))
-            z = mu + np.exp(logvar * logvar.dtype.type(0.5)) * self._eps(mu, rng)
+            z = self._sample(mu, logvar, rng)[0]
             sums["reconstruction"] += self._reconstruction(self.decoder.forward(z, training=False), xb)[0] * len(xb)
             sums["kl"] += self.kl(mu, logvar)[0] * len(xb)
         out = {k: v / len(x) for k, v in sums.items()}
@@ -431,7 +434,7 @@ class VAE(Autoencoder):
         x = self._as_input(x, "kink_state")
         e = self.encoder.forward(x, training=False)
         mu, logvar = self._heads(e)
-        z = mu + np.exp(logvar * logvar.dtype.type(0.5)) * self._eps(mu, rng)
+        z = self._sample(mu, logvar, rng)[0]
         parts = [self.encoder.kink_state(x), self.decoder.kink_state(z)]
         return np.concatenate([np.ravel(p) for p in parts if p is not None] or [np.zeros(0)])
 
