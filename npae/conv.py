@@ -101,6 +101,16 @@ def _col2im(dcols: np.ndarray, xpt_shape, kernel, stride, out) -> np.ndarray:
     return dxpt
 
 
+def _sum_of(parts):
+    """``parts[0] + parts[1] + ...`` as a new array, added left to right."""
+    if len(parts) == 1:
+        return parts[0].copy()
+    total = np.add(parts[0], parts[1])
+    for part in parts[2:]:
+        total += part
+    return total
+
+
 def _crop(xp: np.ndarray, pads, shape) -> np.ndarray:
     pt, _, pl, _ = pads
     return xp[:, :, pt : pt + shape[2], pl : pl + shape[3]]
@@ -196,7 +206,6 @@ class Conv2D(Layer):
         exp = None if geom is None else (geom[0][0], self.c_out) + geom[3]
         dy = _checks.check_grad(dy, exp, self.dtype, "Conv2D")
         x_shape, xpt_shape, pads, out, flat = geom
-        self.params["b"].grad += dy.sum(axis=(0, 2, 3))
         dxpt = (self._backward_flat if flat else self._backward_strided)(dy, xpt_shape, out, need_dx)
         if not need_dx:
             return None
@@ -212,6 +221,7 @@ class Conv2D(Layer):
     def _backward_strided(self, dy, xpt_shape, out, need_dx=True):
         dy2 = dy.transpose(1, 0, 2, 3).reshape(self.c_out, -1)  # (c_out, N*Ho*Wo)
         W2 = self.W.reshape(self.c_out, -1)
+        self.params["b"].grad += dy2.sum(axis=1)
         self.params["W"].grad += (dy2 @ self._c_cols.T).reshape(self.W.shape)
         if not need_dx:
             return None
@@ -240,6 +250,8 @@ class Conv2D(Layer):
     # cols[(c, u, v), q] = xf[c, q + u*Wp + v], for q < L = Np - (kh-1)*Wp - (kw-1), Np = N*Hp*Wp.
     # Positions q whose (a, b) fall outside Ho x Wo are computed and thrown away (15% extra
     # at 28x28 with a 3x3 kernel); in backward their dy is 0, so they add nothing.
+    # The im2col matrix has one more row, all ones, and W2 one more column, b: the product
+    # adds the bias, and in backward the same product gives db (the sum of dy) beside dW.
     # A layer that narrows (c_in >= 2 c_out) skips the im2col matrix altogether: it multiplies
     # each shifted slice of xf by that offset's (c_out, c_in) kernel slice and adds up, reading
     # xf kh*kw times instead of writing and reading a matrix kh*kw times its size.
@@ -263,18 +275,19 @@ class Conv2D(Layer):
             for u, v, shift in self._shifts(Wp):
                 part = np.ascontiguousarray(self.W[:, :, u, v]) @ xf[:, shift:shift + L]
                 if u == v == 0:
-                    yf[:, :L] = part
+                    np.add(part, self.b[:, None], out=yf[:, :L])
                 else:
                     yf[:, :L] += part
         else:
-            cols = self._buffer("cols" + tag, (C, kh, kw, L))
+            cached = self._buffer("cols" + tag, (C * kh * kw + 1, L))  # (c, u, v) rows, then the ones
+            cols = cached[:-1].reshape(C, kh, kw, L)
             for u, v, shift in self._shifts(Wp):
                 cols[:, u, v] = xf[:, shift:shift + L]
-            cached = cols = cols.reshape(-1, L)
-            np.matmul(self.W.reshape(self.c_out, -1), cols, out=yf[:, :L])
-        valid = yf.reshape(self.c_out, N, Hp, Wp)[:, :, : out[0], : out[1]].transpose(1, 0, 2, 3)
+            cached[-1] = 1
+            W2b = np.concatenate([self.W.reshape(self.c_out, -1), self.b[:, None]], axis=1)
+            np.matmul(W2b, cached, out=yf[:, :L])
         y = np.empty((N, self.c_out) + out, self.dtype)
-        np.add(valid, self.b[:, None, None], out=y)
+        y[...] = yf.reshape(self.c_out, N, Hp, Wp)[:, :, : out[0], : out[1]].transpose(1, 0, 2, 3)
         return y, cached, xpt.shape
 
     def _backward_flat(self, dy, xpt_shape, out, need_dx=True):
@@ -287,8 +300,11 @@ class Conv2D(Layer):
             xf, dW = self._c_cols, self.params["W"].grad
             for u, v, shift in self._shifts(Wp):
                 dW[:, :, u, v] += dyf[:, :L] @ xf[:, shift:shift + L].T
-        else:
-            self.params["W"].grad += (dyf[:, :L] @ self._c_cols.T).reshape(self.W.shape)
+            self.params["b"].grad += dy.sum(axis=(0, 2, 3))
+        else:  # the cache is the im2col matrix with its row of ones: [dW2 | db] in one product
+            dWb = dyf[:, :L] @ self._c_cols.T
+            self.params["W"].grad += dWb[:, :-1].reshape(self.W.shape)
+            self.params["b"].grad += dWb[:, -1]
         if not need_dx:
             return None
         if self.c_out < self.c_in:
@@ -406,7 +422,8 @@ class MaxPool2D(Layer):
     # over columns. Stage 1 takes, in every row, the max over each group of kw columns (a1:
     # which column); stage 2 the max over each group of kh of those (a2: which row). Strict
     # ">" keeps the first column of a row and the first row of a window: together the first
-    # maximum in row-major order, the same element the general kernel picks.
+    # maximum in row-major order, the same element the general kernel picks. With 2x2
+    # windows (every pool of the article) a1 and a2 are booleans: "the second one won".
     def _forward_two_stage(self, x, training):
         x = _checks.check_input(x, (None, "C", "H", "W"), "MaxPool2D")
         kh, kw = self.pool_size
@@ -424,7 +441,11 @@ class MaxPool2D(Layer):
 
     @staticmethod
     def _running_max(candidates):
-        """Element-wise max over a list of arrays and the index of the first that attains it."""
+        """Element-wise max over a list of arrays and the index of the first that attains it
+        (for two candidates a boolean, True where the second is strictly larger)."""
+        if len(candidates) == 2:
+            first, second = candidates
+            return np.maximum(first, second), second > first
         best = candidates[0].copy()
         arg = np.zeros(best.shape, np.uint8 if len(candidates) <= 256 else np.int64)
         for t, candidate in enumerate(candidates[1:], start=1):
@@ -433,17 +454,28 @@ class MaxPool2D(Layer):
             arg += better * (t - arg)  # arithmetic instead of a masked write: no branches, ~10x faster
         return best, arg
 
+    @staticmethod
+    def _route(d, arg, outs):
+        """``outs[t][...] = d`` where ``arg == t``, else 0: the adjoint of :meth:`_running_max`."""
+        if arg.dtype == bool:  # two candidates: the second gets d * arg, the first the rest (exact)
+            np.multiply(d, arg, out=outs[1])
+            np.subtract(d, outs[1], out=outs[0])
+        else:
+            for t, out in enumerate(outs):
+                np.multiply(d, arg == t, out=out)
+
     def _backward_two_stage(self, dy):
         x_shape, xp_shape, pads, dtype, _ = self._c_geom
         (kh, kw), (a1, a2) = self.pool_size, self._c_arg
         Ho, Wo = dy.shape[2:]
         dm1 = np.empty(dy.shape[:2] + (Ho * kh, Wo), dtype)  # the gradient of the row maxima
-        for a in range(kh):
-            dm1[:, :, a::kh] = dy * (a2 == a)
-        dxp = np.zeros(xp_shape, dtype)
-        for b in range(kw):
-            dxp[:, :, : Ho * kh, b: Wo * kw: kw] = dm1 * (a1 == b)
-        return _crop(dxp, pads, x_shape)
+        self._route(dy, a2, [dm1[:, :, a::kh] for a in range(kh)])
+        if xp_shape == x_shape and (Ho * kh, Wo * kw) == x_shape[2:]:  # no pads, every pixel in a window
+            dx = np.empty(x_shape, dtype)
+        else:
+            dx = np.zeros(xp_shape, dtype)
+        self._route(dm1, a1, [dx[:, :, : Ho * kh, b: Wo * kw: kw] for b in range(kw)])
+        return _crop(dx, pads, x_shape)
 
     def kink_state(self, x):
         return self._argmax(x)[2]
@@ -483,24 +515,25 @@ class UpSampling2D(Layer):
 
     def forward(self, x, training=True):
         x = _checks.check_input(x, (None, "C", "H", "W"), "UpSampling2D")
-        sh, sw = self.size
-        y = x.repeat(sh, axis=2).repeat(sw, axis=3)
+        (N, C, H, W), (sh, sw) = x.shape, self.size
+        # repeat each column sw times, then copy each such row sh times (a broadcast of whole
+        # contiguous rows: cheaper than repeating along both axes)
+        rows = x.repeat(sw, axis=3) if sw > 1 else x
+        y = np.empty((N, C, H, sh, W * sw), x.dtype)
+        y[...] = rows[:, :, :, None]
         self._c_shape = (x.shape, x.dtype) if training else None
-        return y
+        return y.reshape(N, C, H * sh, W * sw)
 
     def backward(self, dy):
         shape, dtype = self._c_shape or (None, None)
         N, C, H, W = shape if shape else (0,) * 4
         sh, sw = self.size
         dy = _checks.check_grad(dy, None if shape is None else (N, C, H * sh, W * sw), dtype, "UpSampling2D")
-        # the block sum in two steps, columns then rows: each step halves (or more) the data
-        cols = dy[:, :, :, 0::sw].copy()
-        for b in range(1, sw):
-            cols += dy[:, :, :, b::sw]
-        dx = cols[:, :, 0::sh].copy()
-        for a in range(1, sh):
-            dx += cols[:, :, a::sh]
-        return dx
+        # the block sum in two steps, rows then columns, each a sum of whole slices
+        rows = dy.reshape(N, C, H, sh, W * sw)
+        rows = _sum_of([rows[:, :, :, a] for a in range(sh)])  # (N, C, H, W*sw)
+        cols = rows.reshape(N, C, H, W, sw)
+        return _sum_of([cols[..., b] for b in range(sw)])
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:

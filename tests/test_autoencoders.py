@@ -111,6 +111,38 @@ def test_family_shapes_and_defaults():
         A.multilayer(hidden=(128, 64))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
+def test_pool_then_relu_is_relu_then_pool_bit_for_bit(dtype, ties):
+    """The convolutional encoder pools before its ReLUs; the article's order gives the same
+    outputs and the same input and weight gradients, exactly, ties and negative windows included."""
+    rng = np.random.default_rng(1)
+    shape = (3, 4, 7, 8)  # 7 rows: the "same" pooling pads a row of -inf
+    x = rng.integers(-2, 2, shape).astype(dtype) if ties else rng.standard_normal(shape).astype(dtype)
+    swapped = npae.Sequential(npae.MaxPool2D(2, padding="same"), npae.ReLU())
+    article = npae.Sequential(npae.ReLU(), npae.MaxPool2D(2, padding="same"))
+    y = swapped.forward(x)
+    np.testing.assert_array_equal(y, article.forward(x))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(swapped.backward(dy), article.backward(dy))
+
+    model = A.convolutional(rng=np.random.default_rng(0), dtype=dtype)
+    layers = list(model.encoder.layers)
+    assert [type(layer).__name__ for layer in layers] == ["Conv2D", "MaxPool2D", "ReLU"] * 3
+    for i in (1, 4, 7):  # the article's order, same layer objects
+        layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    article_model = npae.Autoencoder(npae.Sequential(*layers), model.decoder, input_shape=(1, 28, 28))
+    images = rng.random((4, 1, 28, 28)).astype(dtype)
+    grads = []
+    for m in (model, article_model):
+        m.zero_grad()
+        loss = m.loss_and_grads(images)["total"]
+        grads.append((loss, [p.grad.copy() for _, p in m.named_params()]))
+    assert grads[0][0] == grads[1][0]
+    for a, b in zip(grads[0][1], grads[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_flat_and_image_inputs_both_work():
     model = A.ordinary(rng=np.random.default_rng(0))
     (x, _), _ = npae.load_mnist()

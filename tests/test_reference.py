@@ -91,6 +91,23 @@ def test_maxpool_ties_send_gradient_to_exactly_one_element(fast):
     assert np.all(dx[:, :, ::2, ::2] == 1)  # the first element in row-major order
 
 
+@pytest.mark.parametrize("pool, padding", [(pool, padding) for pool in [(2, 2), (3, 3), (2, 3), (1, 2), (3, 1)]
+                                           for padding in ["valid", "same", 1] if padding != 1 or min(pool) >= 2])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 6), (1, 2, 7, 5)])
+def test_two_stage_maxpool_matches_loops_with_ties(pool, padding, shape):
+    """The two-stage kernel's routes: boolean (two candidates) and index (more) arguments,
+    with and without pads, on inputs full of ties."""
+    rng = np.random.default_rng(0)
+    layer = npae.MaxPool2D(pool, padding=padding)
+    assert layer.fast and layer.stride == layer.pool_size
+    for x in (rng.integers(0, 3, shape).astype(np.float64), rng.standard_normal(shape)):
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        y_ref, dx_ref = ref.maxpool_forward_backward(x, layer.pool_size, layer.stride, layer.padding, dy)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(layer.backward(dy), dx_ref)
+
+
 def test_same_padding_puts_the_extra_row_at_the_bottom_right():
     """Keras/TF: 4x4 input, 3x3 kernel, stride 2, 'same' -> output 2x2, total pad 1 = 0 top + 1 bottom."""
     x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
