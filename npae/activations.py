@@ -105,7 +105,9 @@ class Sigmoid(_Elementwise):
         return y, y
 
     def _df(self, y, dy):
-        return dy * y * (1 - y)
+        dx = dy * y
+        dx *= 1 - y
+        return dx
 
 
 class Tanh(_Elementwise):
