@@ -254,7 +254,9 @@ class Conv2D(Layer):
     # adds the bias, and in backward the same product gives db (the sum of dy) beside dW.
     # A layer that narrows (c_in >= 2 c_out) skips the im2col matrix altogether: it multiplies
     # each shifted slice of xf by that offset's (c_out, c_in) kernel slice and adds up, reading
-    # xf kh*kw times instead of writing and reading a matrix kh*kw times its size.
+    # xf kh*kw times instead of writing and reading a matrix kh*kw times its size. In backward
+    # such a layer (and any with c_out < c_in) builds the shifted copies of dy (_shifted_dy):
+    # one product with them gives dx, another dW (the latter when the cache is xf).
     def _shifts(self, Wp):
         kh, kw = self.kernel_size
         return [(u, v, u * Wp + v) for u in range(kh) for v in range(kw)]
@@ -290,16 +292,31 @@ class Conv2D(Layer):
         y[...] = yf.reshape(self.c_out, N, Hp, Wp)[:, :, : out[0], : out[1]].transpose(1, 0, 2, 3)
         return y, cached, xpt.shape
 
+    def _shifted_dy(self, dyf, Wp):
+        """``dshift[(o, u, v), q] = dyf[o, q - u*Wp - v]`` (0 where q < u*Wp + v): (c_out*kh*kw, Np).
+
+        The stride-1 scatter read as a gather: the window element (u, v) of output position
+        q - u*Wp - v sits at q, so dxf[c, q] and dW[o, c, u, v] are both sums over dshift's
+        rows. The entries before each shift are never written, so in the reused buffer they
+        stay 0."""
+        kh, kw = self.kernel_size
+        Np = dyf.shape[1]
+        dshift = self._buffer("dshift", (self.c_out, kh, kw, Np))
+        for u, v, offset in self._shifts(Wp):
+            dshift[:, u, v, offset:] = dyf[:, : Np - offset]
+        return dshift.reshape(-1, Np)
+
     def _backward_flat(self, dy, xpt_shape, out, need_dx=True):
         (kh, kw), (_, N, Hp, Wp) = self.kernel_size, xpt_shape
         L = N * Hp * Wp - (kh - 1) * Wp - (kw - 1)
         dyf = self._buffer("dyf", (self.c_out, N, Hp, Wp))
         dyf[:, :, : out[0], : out[1]] = dy.transpose(1, 0, 2, 3)
         dyf = dyf.reshape(self.c_out, -1)
-        if self.c_in >= 2 * self.c_out:  # the cache is xf: dW[:, :, u, v] = dy @ (xf shifted by (u, v)).T
-            xf, dW = self._c_cols, self.params["W"].grad
-            for u, v, shift in self._shifts(Wp):
-                dW[:, :, u, v] += dyf[:, :L] @ xf[:, shift:shift + L].T
+        dshift = None
+        if self.c_in >= 2 * self.c_out:  # the cache is xf: dW[o, c, u, v] = sum_q dshift[(o, u, v), q] xf[c, q]
+            dshift = self._shifted_dy(dyf, Wp)
+            dWt = dshift @ self._c_cols.T  # (c_out*kh*kw, c_in)
+            self.params["W"].grad += dWt.reshape(self.c_out, kh, kw, self.c_in).transpose(0, 3, 1, 2)
             self.params["b"].grad += dy.sum(axis=(0, 2, 3))
         else:  # the cache is the im2col matrix with its row of ones: [dW2 | db] in one product
             dWb = dyf[:, :L] @ self._c_cols.T
@@ -307,15 +324,9 @@ class Conv2D(Layer):
             self.params["b"].grad += dWb[:, -1]
         if not need_dx:
             return None
-        if self.c_out < self.c_in:
-            # dxf[c, q] = sum_{o,u,v} W[o, c, u, v] dyf[o, q - u*Wp - v]: shifted copies of dy, one product
-            shift = (kh - 1) * Wp + (kw - 1)
-            dyp = self._buffer("dyp", (self.c_out, shift + dyf.shape[1]))
-            dyp[:, shift:] = dyf
-            dcols = self._buffer("dcols_t", (self.c_out, kh, kw, dyf.shape[1]))
-            for u, v, offset in self._shifts(Wp):
-                dcols[:, u, v] = dyp[:, shift - offset: shift - offset + dyf.shape[1]]
-            dxf = self.W.transpose(1, 0, 2, 3).reshape(self.c_in, -1) @ dcols.reshape(-1, dyf.shape[1])
+        if self.c_out < self.c_in:  # dxf[c, q] = sum_{o,u,v} W[o, c, u, v] dshift[(o, u, v), q]: one product
+            dshift = self._shifted_dy(dyf, Wp) if dshift is None else dshift
+            dxf = self.W.transpose(1, 0, 2, 3).reshape(self.c_in, -1) @ dshift
         else:
             # col2im on the flat grid: each kernel offset adds one contiguous slice
             dcols = self._buffer("dcols", (self.c_in * kh * kw, L))
