@@ -188,15 +188,23 @@ class Conv2D(Layer):
     def b(self):
         return self.params["b"].value
 
-    #: Use the flat-shift kernels for stride 1 (set False to run the strided reference kernels).
+    #: Use the fast kernels for stride 1 (set False to run the strided reference kernels).
     fast = True
+
+    def _kernel(self):
+        """Which kernel pair runs: "strided" (the readable reference, any stride), or for
+        stride 1 "per_sample" (few input channels, see _forward_per_sample) or "flat"."""
+        if not (self.fast and self.stride == (1, 1)):
+            return "strided"
+        kh, kw = self.kernel_size
+        return "per_sample" if self.c_in * kh * kw + 1 <= 2 * self.c_out else "flat"
 
     def forward(self, x, training=True):
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "Conv2D", self.dtype)
         pads, out = _geometry(x.shape[1:], self.kernel_size, self.stride, self.padding, "Conv2D")
-        flat = self.fast and self.stride == (1, 1)
-        y, cols, xpt_shape = (self._forward_flat if flat else self._forward_strided)(x, pads, out, training)
-        self._c_cols, self._c_geom = (cols, (x.shape, xpt_shape, pads, out, flat)) if training else (None, None)
+        kernel = self._kernel()
+        y, cols, xpt_shape = getattr(self, "_forward_" + kernel)(x, pads, out, training)
+        self._c_cols, self._c_geom = (cols, (x.shape, xpt_shape, pads, out, kernel)) if training else (None, None)
         return y
 
     can_skip_dx = True
@@ -205,11 +213,13 @@ class Conv2D(Layer):
         geom = self._c_geom
         exp = None if geom is None else (geom[0][0], self.c_out) + geom[3]
         dy = _checks.check_grad(dy, exp, self.dtype, "Conv2D")
-        x_shape, xpt_shape, pads, out, flat = geom
-        dxpt = (self._backward_flat if flat else self._backward_strided)(dy, xpt_shape, out, need_dx)
+        x_shape, xpt_shape, pads, out, kernel = geom
+        dxp = getattr(self, "_backward_" + kernel)(dy, xpt_shape, out, need_dx)
         if not need_dx:
             return None
-        return np.ascontiguousarray(_crop(dxpt.transpose(1, 0, 2, 3), pads, x_shape))
+        if kernel != "per_sample":  # the others work channels first: (c_in, N, Hp, Wp)
+            dxp = dxp.transpose(1, 0, 2, 3)
+        return np.ascontiguousarray(_crop(dxp, pads, x_shape))
 
     # -- the readable kernels: any stride -------------------------------------------------
     def _forward_strided(self, x, pads, out, training):
@@ -337,6 +347,37 @@ class Conv2D(Layer):
             for u, v, shift in self._shifts(Wp):
                 dxf[:, shift:shift + L] += dcols[:, u, v]
         return dxf.reshape(xpt_shape)
+
+    # -- the per-sample kernels: stride 1, few input channels ---------------------------------
+    # With c_in*kh*kw + 1 <= 2*c_out (the first layer on grey images: 10 rows against 16
+    # output channels), an im2col matrix per sample, cols[n, (c, u, v), (i, j)] = xp[n, c, i + u,
+    # j + v] plus a row of ones, costs less to build than the two c_out-channel copies the flat
+    # kernels need (the crop of y out of the padded grid, and dy into it): one product per
+    # sample, y[n] = [W2 | b] @ cols[n], is y already in NCHW, and dy[n] is used where it is.
+    def _forward_per_sample(self, x, pads, out, training):
+        (kh, kw), (N, C) = self.kernel_size, x.shape[:2]
+        xp = _pad(x, pads)
+        cols = self._buffer("cols_n" + ("" if training else "_eval"), (N, C * kh * kw + 1, out[0] * out[1]))
+        windows = cols[:, :-1].reshape((N, C, kh, kw) + out)
+        for u, v, window in _offsets(self.kernel_size, (1, 1), out):
+            windows[:, :, u, v] = xp[window]
+        cols[:, -1] = 1
+        W2b = np.concatenate([self.W.reshape(self.c_out, -1), self.b[:, None]], axis=1)
+        return np.matmul(W2b, cols).reshape((N, self.c_out) + out), cols, xp.shape
+
+    def _backward_per_sample(self, dy, xp_shape, out, need_dx=True):
+        (kh, kw), (N, C) = self.kernel_size, xp_shape[:2]
+        dy3 = dy.reshape(N, self.c_out, -1)
+        dWb = np.matmul(dy3, self._c_cols.transpose(0, 2, 1)).sum(axis=0)  # sum_n [dW2 | db] of sample n
+        self.params["W"].grad += dWb[:, :-1].reshape(self.W.shape)
+        self.params["b"].grad += dWb[:, -1]
+        if not need_dx:
+            return None
+        dcols = np.matmul(self.W.reshape(self.c_out, -1).T, dy3).reshape((N, C, kh, kw) + out)
+        dxp = np.zeros(xp_shape, self.dtype)
+        for u, v, window in _offsets(self.kernel_size, (1, 1), out):
+            dxp[window] += dcols[:, :, u, v]  # overlapping windows add up
+        return dxp
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.c_in:

@@ -36,18 +36,28 @@ def test_conv2d_matches_loops(case, fast):
     close(layer.params["b"].grad, db_ref)
 
 
-@pytest.mark.parametrize("c_in, c_out, padding", [(4, 1, "same"), (3, 2, "valid"), (3, 2, 2), (1, 4, "same"), (2, 2, 1)])
+@pytest.mark.parametrize("c_in, c_out, padding, kernel", [
+    (4, 1, "same", "flat"), (3, 2, "valid", "flat"), (3, 2, 2, "flat"), (2, 2, 1, "flat"),  # narrowing / col2im
+    (1, 3, "same", "flat"),  # 1*6 + 1 rows > 2*3: still the flat grid
+    (1, 4, "same", "per_sample"), (1, 8, 1, "per_sample"), (2, 13, "valid", "per_sample"),
+])
 @pytest.mark.parametrize("fast", [True, False])
-def test_conv2d_both_backward_paths_match_loops(c_in, c_out, padding, fast):
-    """Stride 1 narrowing layers take the full-correlation path, the others col2im (in both kernels)."""
+def test_conv2d_every_kernel_matches_loops(c_in, c_out, padding, kernel, fast):
+    """Stride 1: the flat-grid kernels (narrowing layers by shifted dy, the others col2im) and
+    the per-sample ones (few input channels); fast=False: the strided reference kernels."""
     rng = np.random.default_rng(0)
     layer = npae.Conv2D(c_in, c_out, (3, 2), padding=padding, rng=rng, dtype=np.float64)
     layer.fast = fast
+    layer.params["b"].value[...] = rng.standard_normal(c_out)
+    assert layer._kernel() == (kernel if fast else "strided")
     x = rng.standard_normal((2, c_in, 6, 5))
-    dy = rng.standard_normal(layer.forward(x).shape)
-    dx_ref, dW_ref, _ = ref.conv2d_backward(x, layer.W, dy, (1, 1), padding)
+    y = layer.forward(x)
+    close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
+    dy = rng.standard_normal(y.shape)
+    dx_ref, dW_ref, db_ref = ref.conv2d_backward(x, layer.W, dy, (1, 1), padding)
     close(layer.backward(dy), dx_ref)
     close(layer.params["W"].grad, dW_ref)
+    close(layer.params["b"].grad, db_ref)
 
 
 @REF_SETTINGS
