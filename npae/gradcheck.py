@@ -269,6 +269,7 @@ def builtin_checks(rng: np.random.Generator):
     yield layer("Dense(7, 5)", dense_with_bias, img(4, 7))
     yield layer("Conv2D 3x3 same", lambda: conv_with_bias(2, 3, 3), img(2, 2, 7, 6))
     yield layer("Conv2D 3x3 same, 4->1 channels", lambda: conv_with_bias(4, 1, 3), img(2, 4, 6, 5))
+    yield layer("Conv2D 3x3 same, 1->6 (per-sample kernel)", lambda: conv_with_bias(1, 6, 3), img(2, 1, 6, 5))
     yield layer("Conv2D 3x3 valid", f64(C.Conv2D, 2, 3, 3, padding="valid"), img(2, 2, 7, 6))
     yield layer("Conv2D 3x3 stride 2 same", lambda: conv_with_bias(2, 3, 3, stride=2, padding="same"), img(2, 2, 7, 6))
     yield layer("Conv2D 2x3 stride (2,1) pad 1", f64(C.Conv2D, 1, 2, (2, 3), stride=(2, 1), padding=1), img(2, 1, 5, 6))
