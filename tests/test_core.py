@@ -159,9 +159,10 @@ def test_initializer_scales():
 
 def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged():
     rng = np.random.default_rng(0)
-    # the convolutions: im2col (3 -> 4) and narrowing (4 -> 2: no im2col matrix, shifted dy for dW)
+    # the convolutions: im2col (3 -> 4), narrowing (4 -> 2: no im2col matrix, shifted dy for dW)
+    # and per sample (1 -> 8)
     for first in (npae.Dense(12, 6, rng=rng, dtype=np.float64), npae.Conv2D(3, 4, 3, rng=rng, dtype=np.float64),
-                  npae.Conv2D(4, 2, 3, rng=rng, dtype=np.float64)):
+                  npae.Conv2D(4, 2, 3, rng=rng, dtype=np.float64), npae.Conv2D(1, 8, 3, rng=rng, dtype=np.float64)):
         rest = [npae.ReLU(), npae.Flatten()] if isinstance(first, npae.Conv2D) else [npae.Tanh()]
         model = npae.Sequential(first, *rest)
         x = rng.standard_normal((2, 12) if isinstance(first, npae.Dense) else (2, first.c_in, 5, 5))
