@@ -170,11 +170,18 @@ class Conv2D(Layer):
         self._c_geom = None
         self._bufs = {}
 
-    def _buffer(self, key, shape):
+    def _buffer(self, key, shape, keep=True):
         """A scratch array kept from call to call. Allocating 100+ MB afresh every step costs as
         much as filling it (the kernel zeroes each new page), so the fast kernels reuse theirs.
         Made zeroed; a caller that needs zeros where it does not write (pads, unused grid
-        positions) writes the same region on every call, so those stay zero."""
+        positions) writes the same region on every call, so those stay zero.
+
+        Only training keeps its scratch (``keep=True``): an inference call gets fresh zeroed
+        arrays that go when it returns, so a big inference batch leaves nothing behind (kept,
+        2,000 images left 560 MiB in the convolutional autoencoder) and never touches what
+        training cached for backward."""
+        if not keep:
+            return np.zeros(shape, self.dtype)
         buf = self._bufs.get(key)
         if buf is None or buf.shape != shape or buf.dtype != self.dtype:
             buf = self._bufs[key] = np.zeros(shape, self.dtype)
@@ -275,13 +282,11 @@ class Conv2D(Layer):
         (kh, kw), (pt, _, pl, _) = self.kernel_size, pads
         N, C, H, W = x.shape
         Hp, Wp = out[0] + kh - 1, out[1] + kw - 1
-        # what training caches stays untouched by an inference call in between
-        tag = "" if training else "_eval"
-        xpt = self._buffer("xpt" + tag, (C, N, Hp, Wp))
+        xpt = self._buffer("xpt", (C, N, Hp, Wp), keep=training)
         xpt[:, :, pt:pt + H, pl:pl + W] = x.transpose(1, 0, 2, 3)[:, :, : Hp - pt, : Wp - pl]
         xf = xpt.reshape(C, -1)
         L = xf.shape[1] - (kh - 1) * Wp - (kw - 1)
-        yf = self._buffer("yf", (self.c_out, N * Hp * Wp))
+        yf = self._buffer("yf", (self.c_out, N * Hp * Wp), keep=training)
         if self.c_in >= 2 * self.c_out:
             cached = xf
             for u, v, shift in self._shifts(Wp):
@@ -291,7 +296,7 @@ class Conv2D(Layer):
                 else:
                     yf[:, :L] += part
         else:
-            cached = self._buffer("cols" + tag, (C * kh * kw + 1, L))  # (c, u, v) rows, then the ones
+            cached = self._buffer("cols", (C * kh * kw + 1, L), keep=training)  # (c, u, v) rows, then the ones
             cols = cached[:-1].reshape(C, kh, kw, L)
             for u, v, shift in self._shifts(Wp):
                 cols[:, u, v] = xf[:, shift:shift + L]
@@ -357,7 +362,7 @@ class Conv2D(Layer):
     def _forward_per_sample(self, x, pads, out, training):
         (kh, kw), (N, C) = self.kernel_size, x.shape[:2]
         xp = _pad(x, pads)
-        cols = self._buffer("cols_n" + ("" if training else "_eval"), (N, C * kh * kw + 1, out[0] * out[1]))
+        cols = self._buffer("cols_n", (N, C * kh * kw + 1, out[0] * out[1]), keep=training)
         windows = cols[:, :-1].reshape((N, C, kh, kw) + out)
         for u, v, window in _offsets(self.kernel_size, (1, 1), out):
             windows[:, :, u, v] = xp[window]

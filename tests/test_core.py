@@ -74,6 +74,29 @@ def test_inference_forward_caches_nothing():
         layer.backward(np.ones((1, 2), np.float32))
 
 
+@pytest.mark.parametrize("c_in, c_out", [(3, 4), (4, 1), (1, 8)])  # im2col, narrowing, per-sample kernels
+def test_conv_inference_leaves_no_scratch_behind(c_in, c_out):
+    """Training keeps its scratch arrays for the next step; an inference call (here a bigger
+    batch) keeps none, and training afterwards gives the same results."""
+    rng = np.random.default_rng(0)
+    layer = npae.Conv2D(c_in, c_out, 3, rng=rng, dtype=np.float64)
+    x, big = rng.standard_normal((2, c_in, 6, 5)), rng.standard_normal((7, c_in, 6, 5))
+    dy = rng.standard_normal((2, c_out, 6, 5))
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    grads = [p.grad.copy() for _, p in layer.named_params()]
+    kept = sum(b.nbytes for b in layer._bufs.values())
+    assert kept > 0
+    y_big = layer.forward(big, training=False)
+    assert sum(b.nbytes for b in layer._bufs.values()) == kept
+    np.testing.assert_allclose(y_big[:2], layer.forward(big[:2], training=False), rtol=1e-12, atol=1e-12)
+    layer.zero_grad()
+    np.testing.assert_array_equal(layer.forward(x), y)
+    np.testing.assert_array_equal(layer.backward(dy), dx)
+    for (_, p), g in zip(layer.named_params(), grads):
+        np.testing.assert_array_equal(p.grad, g)
+
+
 def test_sequential_names_and_params():
     rng = np.random.default_rng(0)
     enc = npae.Sequential(npae.Dense(6, 4, rng=rng), npae.ReLU(), npae.Dense(4, 2, rng=rng))
