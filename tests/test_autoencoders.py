@@ -143,6 +143,25 @@ def test_pool_then_relu_is_relu_then_pool_bit_for_bit(dtype, ties):
         np.testing.assert_array_equal(a, b)
 
 
+def test_inference_in_batches_is_one_pass():
+    """encode, decode and reconstruct go through the input in batches (memory), with the
+    results of one pass over all of it."""
+    rng = np.random.default_rng(0)
+    x = rng.random((7, 1, 28, 28))
+    for model in (A.convolutional(rng=np.random.default_rng(0), dtype=np.float64),
+                  A.vae(latent=3, hidden=16, rng=np.random.default_rng(0), dtype=np.float64)):
+        for method, arg in (("encode", x), ("decode", model.encode(x, batch_size=7)), ("reconstruct", x)):
+            whole = getattr(model, method)(arg, batch_size=7)
+            np.testing.assert_allclose(getattr(model, method)(arg, batch_size=3), whole, rtol=1e-12, atol=1e-14)
+            assert getattr(model, method)(arg).shape == whole.shape
+    mu, logvar = model.encode_distribution(x, batch_size=2)
+    np.testing.assert_allclose(np.concatenate([mu, logvar], 1),
+                               np.concatenate(model.encode_distribution(x, batch_size=7), 1), rtol=1e-12, atol=1e-14)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            model.reconstruct(x, batch_size=bad)
+
+
 def test_flat_and_image_inputs_both_work():
     model = A.ordinary(rng=np.random.default_rng(0))
     (x, _), _ = npae.load_mnist()
