@@ -456,9 +456,7 @@ class VAE(Autoencoder):
     # -- inference ----------------------------------------------------------------------------
     def encode_distribution(self, x, batch_size=256):
         """``(mu, logvar)`` of q(z | x), each (N, L)."""
-        e = self._batched(lambda b: self.encoder.forward(b, training=False), self._as_input(x, "encode"),
-                          batch_size, "VAE.encode_distribution")
-        mu, logvar = self._heads(e)
+        mu, logvar = self._heads(Autoencoder.encode(self, x, batch_size))  # the encoder's output, batch by batch
         return mu.copy(), logvar.copy()
 
     def encode(self, x, batch_size=256):
