@@ -274,6 +274,16 @@ class Conv2D(Layer):
     # xf kh*kw times instead of writing and reading a matrix kh*kw times its size. In backward
     # such a layer (and any with c_out < c_in) builds the shifted copies of dy (_shifted_dy):
     # one product with them gives dx, another dW (the latter when the cache is xf).
+    def _W2b(self):
+        """``[W2 | b]`` (c_out, c_in*kh*kw + 1): the kernel as a matrix and the bias as its last
+        column, for an im2col matrix whose last row is ones."""
+        return np.concatenate([self.W.reshape(self.c_out, -1), self.b[:, None]], axis=1)
+
+    def _add_dW2b(self, dW2b):
+        """Add ``[dW2 | db]`` (c_out, c_in*kh*kw + 1), the product of dy with such a matrix, into the gradients."""
+        self.params["W"].grad += dW2b[:, :-1].reshape(self.W.shape)
+        self.params["b"].grad += dW2b[:, -1]
+
     def _shifts(self, Wp):
         kh, kw = self.kernel_size
         return [(u, v, u * Wp + v) for u in range(kh) for v in range(kw)]
@@ -301,8 +311,7 @@ class Conv2D(Layer):
             for u, v, shift in self._shifts(Wp):
                 cols[:, u, v] = xf[:, shift:shift + L]
             cached[-1] = 1
-            W2b = np.concatenate([self.W.reshape(self.c_out, -1), self.b[:, None]], axis=1)
-            np.matmul(W2b, cached, out=yf[:, :L])
+            np.matmul(self._W2b(), cached, out=yf[:, :L])
         y = np.empty((N, self.c_out) + out, self.dtype)
         y[...] = yf.reshape(self.c_out, N, Hp, Wp)[:, :, : out[0], : out[1]].transpose(1, 0, 2, 3)
         return y, cached, xpt.shape
@@ -334,9 +343,7 @@ class Conv2D(Layer):
             self.params["W"].grad += dWt.reshape(self.c_out, kh, kw, self.c_in).transpose(0, 3, 1, 2)
             self.params["b"].grad += dy.sum(axis=(0, 2, 3))
         else:  # the cache is the im2col matrix with its row of ones: [dW2 | db] in one product
-            dWb = dyf[:, :L] @ self._c_cols.T
-            self.params["W"].grad += dWb[:, :-1].reshape(self.W.shape)
-            self.params["b"].grad += dWb[:, -1]
+            self._add_dW2b(dyf[:, :L] @ self._c_cols.T)
         if not need_dx:
             return None
         if self.c_out < self.c_in:  # dxf[c, q] = sum_{o,u,v} W[o, c, u, v] dshift[(o, u, v), q]: one product
@@ -367,15 +374,12 @@ class Conv2D(Layer):
         for u, v, window in _offsets(self.kernel_size, (1, 1), out):
             windows[:, :, u, v] = xp[window]
         cols[:, -1] = 1
-        W2b = np.concatenate([self.W.reshape(self.c_out, -1), self.b[:, None]], axis=1)
-        return np.matmul(W2b, cols).reshape((N, self.c_out) + out), cols, xp.shape
+        return np.matmul(self._W2b(), cols).reshape((N, self.c_out) + out), cols, xp.shape
 
     def _backward_per_sample(self, dy, xp_shape, out, need_dx=True):
         (kh, kw), (N, C) = self.kernel_size, xp_shape[:2]
         dy3 = dy.reshape(N, self.c_out, -1)
-        dWb = np.matmul(dy3, self._c_cols.transpose(0, 2, 1)).sum(axis=0)  # sum_n [dW2 | db] of sample n
-        self.params["W"].grad += dWb[:, :-1].reshape(self.W.shape)
-        self.params["b"].grad += dWb[:, -1]
+        self._add_dW2b(np.matmul(dy3, self._c_cols.transpose(0, 2, 1)).sum(axis=0))  # sum_n [dW2 | db] of sample n
         if not need_dx:
             return None
         dcols = np.matmul(self.W.reshape(self.c_out, -1).T, dy3).reshape((N, C, kh, kw) + out)
