@@ -18,13 +18,6 @@ SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data is not beside the checkout")
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No test sees the real user cache or NPAE_DATA."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv("NPAE_DATA", raising=False)
-
-
 def fake_dataset(folder, n_train=4, n_test=3, seed=0, compress=True):
     """Four tiny but well-formed MNIST-style files; returns the training images as uint8."""
     rng = np.random.default_rng(seed)
@@ -78,6 +71,7 @@ def test_sample_is_the_first_images_of_the_real_mnist():
 
 
 # -- the full sets -------------------------------------------------------------------------
+@pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("loader, mean, std", [(load_mnist, 0.1307, 0.3081), (load_fashion_mnist, 0.2860, 0.3530)])
 def test_full_sets(loader, mean, std):
@@ -90,6 +84,7 @@ def test_full_sets(loader, mean, std):
     assert float(x.std(dtype=np.float64)) == pytest.approx(std, abs=5e-5)
 
 
+@pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_full_set_checksums(dataset):

@@ -17,12 +17,6 @@ from npae.datasets import FILES, DataError, Spec
 from npae.download import download
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv("NPAE_DATA", raising=False)
-
-
 def tiny_files(seed=0):
     """name -> (gzipped bytes, sha256 of the uncompressed bytes) for a 3-image dataset."""
     rng = np.random.default_rng(seed)
