@@ -9,6 +9,7 @@ from npae import autoencoders as A
 from npae.gradcheck import check_model
 from npae.noise import GaussianNoise, MaskingNoise
 from npae.penalties import L1Activity, WeightDecay
+from tolerances import assert_close
 
 
 def away_from_kinks(model, rng):
@@ -152,11 +153,14 @@ def test_inference_in_batches_is_one_pass():
                   A.vae(latent=3, hidden=16, rng=np.random.default_rng(0), dtype=np.float64)):
         for method, arg in (("encode", x), ("decode", model.encode(x, batch_size=7)), ("reconstruct", x)):
             whole = getattr(model, method)(arg, batch_size=7)
-            np.testing.assert_allclose(getattr(model, method)(arg, batch_size=3), whole, rtol=1e-12, atol=1e-14)
+            # the same sums, but BLAS may order them differently for another batch size (a batch
+            # of one is a matrix-vector product): the longest chain through either model is
+            # under 1,600 additions (the VAE's 784 + 16 + 16 + 784; the conv layers' 9 c_in each)
+            assert_close(getattr(model, method)(arg, batch_size=3), whole, terms=1600, what=method)
             assert getattr(model, method)(arg).shape == whole.shape
     mu, logvar = model.encode_distribution(x, batch_size=2)
-    np.testing.assert_allclose(np.concatenate([mu, logvar], 1),
-                               np.concatenate(model.encode_distribution(x, batch_size=7), 1), rtol=1e-12, atol=1e-14)
+    assert_close(np.concatenate([mu, logvar], 1), np.concatenate(model.encode_distribution(x, batch_size=7), 1),
+                 terms=1600, what="encode_distribution")
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match="batch_size must be a positive int"):
             model.reconstruct(x, batch_size=bad)
@@ -188,6 +192,8 @@ def test_evaluate_is_the_mean_over_all_elements_whatever_the_batch_size():
     x = rng.uniform(0, 1, (37, 784))
     a = model.evaluate(x, batch_size=5)
     b = model.evaluate(x, batch_size=100)
+    # means of non-negative terms (squares, |h|) whose inputs differ only by the rounding of
+    # products of another batch size (~1e-16 relative): 1e-12 is far above that
     assert a["reconstruction"] == pytest.approx(b["reconstruction"], rel=1e-12)
     assert a["code_penalty"] == pytest.approx(b["code_penalty"], rel=1e-12)
     assert b["reconstruction"] == pytest.approx(npae.losses.mse(model.reconstruct(x), x)[0], rel=1e-12)
@@ -204,15 +210,26 @@ def short_training(model, steps, seed):
     return npae.losses.mse(out, xt[:200])[0], float(out.std(axis=0).mean())
 
 
+def plateaus():
+    """The test MSE of an all-black output and of the mean image, on the images short_training scores."""
+    xt = npae.load_mnist()[1][0][:200]
+    return float(np.mean(xt ** 2)), float(np.mean((xt - xt.mean(axis=0)) ** 2))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_convolutional_trains_with_mse(seed):
     """The design fix (output bias at the mean intensity): MSE + Adam leaves the all-black plateau."""
     mse, spread = short_training(A.convolutional(rng=np.random.default_rng(seed)), 100, seed)
-    assert mse < 0.07  # the all-black image scores 0.11; the mean image 0.067
-    assert spread > 0.05  # the output depends on the input
+    black, mean_image = plateaus()
+    assert mse < mean_image  # better than the mean image (0.062) and far from black (0.101); 0.042 is typical
+    assert spread > 0.05  # the output depends on the input (0.10 is typical; collapsed: < 0.001)
 
 
+@pytest.mark.slow
 def test_article_initialization_collapses_with_mse():
     """The finding behind the fix: Glorot weights and a zero output bias saturate to black."""
     mse, spread = short_training(A.convolutional(rng=np.random.default_rng(0), output_bias=0.0), 100, 0)
-    assert mse > 0.1 and spread < 0.01
+    black, mean_image = plateaus()
+    assert mse > 0.97 * black > 1.4 * mean_image  # at the all-black loss, far above the mean image's
+    assert spread < 0.01  # the output no longer depends on the input

@@ -8,6 +8,8 @@ import pytest
 import npae
 from npae.__main__ import main
 
+PRINTED_6 = 0.5e-6 * (1 + 1e-9)  # half the last of 6 printed decimals (and the rounding of that bound)
+
 
 def test_train_writes_model_history_and_figure(tmp_path, capsys):
     out = tmp_path / "run"
@@ -20,10 +22,11 @@ def test_train_writes_model_history_and_figure(tmp_path, capsys):
     assert len(history["rows"]) == 1 and history["rows"][0]["val_reconstruction"] > 0
     png = (out / "reconstructions.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
-    assert main(["evaluate", str(out / "model.npz")]) == 0
+    assert main(["evaluate", str(out / "model.npz")]) == 0  # batches of 256, as fit's validation here
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("ordinary: test mse: ")
-    assert float(line.split()[-1]) == pytest.approx(history["rows"][0]["val_reconstruction"], rel=1e-5)
+    # the same computation on the same weights, printed with 6 decimals
+    assert float(line.split()[-1]) == pytest.approx(history["rows"][0]["val_reconstruction"], abs=PRINTED_6)
 
 
 def test_train_resume_continues(tmp_path, capsys):
@@ -88,15 +91,17 @@ def test_train_and_evaluate_the_families_beyond_the_article(family, tmp_path, ca
     text = capsys.readouterr().out
     model = npae.load(out / "model.npz")
     assert model.name == family
-    assert main(["evaluate", str(out / "model.npz")]) == 0
+    # evaluated in batches of 1000, as fit's validation was: the same computation (and for the VAE
+    # the same eps), so the two figures differ only by the printing
+    assert main(["evaluate", str(out / "model.npz"), "--batch-size", "1000"]) == 0
     lines = capsys.readouterr().out.splitlines()
     lines = lines[next(i for i, line in enumerate(lines) if line.startswith(f"{family}: test")):]
     history = json.loads((out / "history.json").read_text())["rows"][-1]
     if family == "vae":
         assert "kl" in text and "loss bce" in text  # a Bernoulli decoder by default
         assert lines[0].startswith("vae: test -ELBO ") and "nats per image" in lines[0]
-        assert float(lines[0].split()[3]) == pytest.approx(history["val_total"], rel=1e-5)
+        assert float(lines[0].split()[3]) == pytest.approx(history["val_total"], abs=0.5e-3)  # 3 decimals
         assert "MSE of the reconstruction" in lines[1]
     else:
         assert lines[0].startswith(f"{family}: test mse: ")
-        assert float(lines[0].split()[-1]) == pytest.approx(history["val_reconstruction"], rel=1e-5)
+        assert float(lines[0].split()[-1]) == pytest.approx(history["val_reconstruction"], abs=PRINTED_6)

@@ -5,6 +5,7 @@ import pytest
 
 import npae
 from npae.core import Param
+from tolerances import assert_close
 
 rng0 = np.random.default_rng(0)
 
@@ -89,7 +90,9 @@ def test_conv_inference_leaves_no_scratch_behind(c_in, c_out):
     assert kept > 0
     y_big = layer.forward(big, training=False)
     assert sum(b.nbytes for b in layer._bufs.values()) == kept
-    np.testing.assert_allclose(y_big[:2], layer.forward(big[:2], training=False), rtol=1e-12, atol=1e-12)
+    # another batch size may take another BLAS kernel: the same sums of c_in*3*3 + 1 terms in another
+    # order; factor 4: two computations, each window's sum of |terms| up to twice the largest output
+    assert_close(y_big[:2], layer.forward(big[:2], training=False), terms=9 * c_in + 1, factor=4)
     layer.zero_grad()
     np.testing.assert_array_equal(layer.forward(x), y)
     np.testing.assert_array_equal(layer.backward(dy), dx)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 pytest.importorskip("matplotlib")
+pytestmark = pytest.mark.slow  # each demo trains models
 DEMOS = pathlib.Path(__file__).resolve().parent.parent / "demos"
 sys.path.insert(0, str(DEMOS))
 

@@ -131,6 +131,7 @@ def test_sequential_end_to_end():
     assert sum(e.kinks for e in report.entries) == 0, str(report)
 
 
+@pytest.mark.slow
 def test_builtin_suite_passes():
     """What `python -m npae gradcheck` runs."""
     for title, thunk in gradcheck.builtin_checks(np.random.default_rng(1)):
@@ -138,6 +139,7 @@ def test_builtin_suite_passes():
         assert report.passed, str(report)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cli_gradcheck_exit_code(seed, capsys):
     from npae.__main__ import main

@@ -103,15 +103,36 @@ def test_nan_in_the_last_step_of_an_epoch_is_caught(tmp_path):
     assert_same_weights(model, npae.load(tmp_path / "ck.npz"))
 
 
+def raise_lr_at(opt, step, lr):
+    """From the given step on, the optimizer takes steps of learning rate ``lr``."""
+    real = opt.step
+
+    def stepper():
+        if opt.t + 1 == step:
+            opt.lr = lr
+        real()
+
+    opt.step = stepper
+    return opt
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
-def test_nan_loss_from_a_diverging_learning_rate_stops_cleanly():
-    model = A.ordinary(code=16, rng=np.random.default_rng(0), loss="mse")
-    with pytest.warns(RuntimeWarning, match="diverged"):
-        history = model.fit(X, epochs=4, optimizer=npae.optim.SGD(model.named_params(), lr=1e30),
-                            rng=np.random.default_rng(0), verbose=False)
-    # with lr 1e30 the weights overflow to inf within a few steps
-    assert history.stop_reason is not None and "diverged" in history.stop_reason
+def test_a_diverging_learning_rate_stops_cleanly(tmp_path):
+    """A linear autoencoder under SGD at lr 1e30 overflows on any machine: with no activation
+    to saturate or die, the gradient cannot vanish, the first such step makes the weights
+    ~1e30 times their gradients (1e25 and more), and the next forward pass is a product of
+    two such matrices, beyond float32's 3.4e38 whatever order BLAS adds in. Epoch 1 trains
+    normally; the divergence in epoch 2 must leave the weights of epoch 1 (also on disk)."""
+    rng = np.random.default_rng(0)
+    model = npae.Autoencoder(npae.Sequential(npae.Dense(784, 16, rng=rng)), npae.Sequential(npae.Dense(16, 784, rng=rng)),
+                             input_shape=(784,))
+    opt = raise_lr_at(npae.optim.SGD(model.named_params(), lr=1e-2), 7, 1e30)  # 6 steps an epoch
+    with pytest.warns(RuntimeWarning, match="diverged in epoch 2"):
+        history = model.fit(X, epochs=4, batch_size=100, optimizer=opt, rng=np.random.default_rng(0),
+                            checkpoint=tmp_path / "ck.npz", verbose=False)
+    assert history.stop_reason.startswith("diverged in epoch 2") and len(history) == 1
     assert all(np.all(np.isfinite(p.value)) for _, p in model.named_params())
+    assert_same_weights(model, npae.load(tmp_path / "ck.npz"))  # the weights after epoch 1
 
 
 def interrupt_at(opt, step):
@@ -302,6 +323,7 @@ def test_a_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
 
 
+@pytest.mark.slow
 def test_killing_the_process_mid_save_leaves_a_loadable_file(tmp_path):
     """A child saves in a loop; we SIGKILL it at several moments; the file always loads."""
     path = tmp_path / "m.npz"

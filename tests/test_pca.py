@@ -3,6 +3,7 @@ the principal subspace (Baldi & Hornik, 1989). Measured by the principal angles 
 the decoder's column space and the top-k principal directions."""
 
 import numpy as np
+import pytest
 
 import npae
 
@@ -15,6 +16,7 @@ def principal_angles(a, b):
     return np.arccos(np.clip(cosines, -1.0, 1.0))
 
 
+@pytest.mark.slow
 def test_linear_autoencoder_converges_to_the_pca_subspace():
     rng = np.random.default_rng(0)
     n, d, k = 500, 8, 3

@@ -9,6 +9,7 @@ from strategies import SETTINGS, conv_cases, fits, paddings, pool_cases
 
 import npae
 import reference as ref
+from tolerances import assert_adjoint
 
 REF_SETTINGS = settings(SETTINGS, max_examples=40)
 TOL = 1e-12
@@ -147,14 +148,6 @@ def test_maxpool_same_7_to_4_values():
 
 
 # -- adjoint identities: <A x, u> = <x, A^T u> -------------------------------------------
-def adjoint_gap(layer, x, rng):
-    y = layer.forward(x)
-    u = rng.standard_normal(y.shape)
-    lhs = float(np.vdot(y, u))
-    rhs = float(np.vdot(x, layer.backward(u)))
-    return abs(lhs - rhs) / max(1.0, abs(lhs))
-
-
 @SETTINGS
 @given(c_in=st.integers(1, 3), c_out=st.integers(1, 3), h=st.integers(2, 8), k=st.integers(1, 3),
        s=st.integers(1, 2), padding=paddings, seed=st.integers(0, 2**31))
@@ -162,11 +155,13 @@ def test_conv2d_adjoint(c_in, c_out, h, k, s, padding, seed):
     assume(fits(h, k, s, padding))
     rng = np.random.default_rng(seed)
     layer = npae.Conv2D(c_in, c_out, k, stride=s, padding=padding, rng=rng, dtype=np.float64)  # b = 0
-    assert adjoint_gap(layer, rng.standard_normal((2, c_in, h, h + 1)), rng) < 1e-13
+    x = rng.standard_normal((2, c_in, h, h + 1))
+    assert_adjoint(layer, x, rng.standard_normal((2,) + layer.output_shape(x.shape[1:])))
 
 
 @pytest.mark.parametrize("make, shape", [
     (lambda rng: npae.Dense(6, 4, rng=rng, dtype=np.float64), (3, 6)),
+    (lambda rng: npae.TiedDense(npae.Dense(5, 3, rng=rng, dtype=np.float64)), (4, 3)),
     (lambda rng: npae.UpSampling2D(2), (2, 3, 4, 5)),
     (lambda rng: npae.UpSampling2D((3, 1)), (2, 1, 2, 2)),
     (lambda rng: npae.Flatten(), (2, 3, 4, 5)),
@@ -174,7 +169,9 @@ def test_conv2d_adjoint(c_in, c_out, h, k, s, padding, seed):
 ])
 def test_linear_layer_adjoints(make, shape):
     rng = np.random.default_rng(0)
-    assert adjoint_gap(make(rng), rng.standard_normal(shape), rng) < 1e-13
+    layer = make(rng)
+    x = rng.standard_normal(shape)
+    assert_adjoint(layer, x, rng.standard_normal((shape[0],) + tuple(layer.output_shape(shape[1:]))))
 
 
 def test_kernel_offsets_index_the_windows_as_defined():
