@@ -51,7 +51,7 @@ def setup(args):
 def train(model, x, xt, args, label):
     """fit with the demo's settings; returns (history, seconds)."""
     t = time.perf_counter()
-    history = model.fit(x, epochs=args.epochs, batch_size=args.batch_size, validation_data=xt,
+    history = npae.fit(model, x, epochs=args.epochs, batch_size=args.batch_size, validation_data=xt,
                         rng=np.random.default_rng(args.seed), verbose=True)
     seconds = time.perf_counter() - t
     print(f"{label}: {seconds:.1f} s")

@@ -11,7 +11,7 @@ from _common import npae
 
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
-    model = npae.autoencoders.convolutional(rng=np.random.default_rng(args.seed))
+    model = npae.families.convolutional(rng=np.random.default_rng(args.seed))
     history, seconds = C.train(model, x, xt, args, "convolutional")
     mse = C.test_mse(model, xt)
     C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],

@@ -14,7 +14,7 @@ from _common import npae
 
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
-    model = npae.autoencoders.denoising(rng=np.random.default_rng(args.seed))
+    model = npae.families.denoising(rng=np.random.default_rng(args.seed))
     history, seconds = C.train(model, x, xt, args, "denoising")
     noisy = model.noise(xt, np.random.default_rng(npae.train.VALIDATION_SEED))
     out = model.reconstruct(noisy)

@@ -23,7 +23,7 @@ def two_unit_model(rng):
 def run(args):
     (x, _), (xt, yt), _ = C.setup(args)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
-    model = npae.autoencoders.multilayer(rng=np.random.default_rng(args.seed))
+    model = npae.families.multilayer(rng=np.random.default_rng(args.seed))
     history, seconds = C.train(model, x, xt, args, "multilayer")
     mse = C.test_mse(model, xt)
     C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],

@@ -34,7 +34,7 @@ def linear_autoencoder(k, rng):
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
-    model = npae.autoencoders.ordinary(code=64, rng=np.random.default_rng(args.seed))
+    model = npae.families.ordinary(code=64, rng=np.random.default_rng(args.seed))
     history, seconds = C.train(model, x, xt, args, "ordinary")
     mse = C.test_mse(model, xt)
     C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],
@@ -44,9 +44,9 @@ def run(args):
     rows = []
     for k in CODE_SIZES:
         lin = linear_autoencoder(k, np.random.default_rng(args.seed))
-        lin.fit(x, epochs=args.epochs, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
-        nonlin = npae.autoencoders.ordinary(code=k, rng=np.random.default_rng(args.seed))
-        nonlin.fit(x, epochs=args.epochs, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
+        npae.fit(lin, x, epochs=args.epochs, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
+        nonlin = npae.families.ordinary(code=k, rng=np.random.default_rng(args.seed))
+        npae.fit(nonlin, x, epochs=args.epochs, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
         rows.append((k, pca_mse(x, xt, k), C.test_mse(lin, xt), C.test_mse(nonlin, xt)))
         print(f"code {k:3d}: PCA {rows[-1][1]:.5f}  linear AE {rows[-1][2]:.5f}  ordinary AE {rows[-1][3]:.5f}")
     plot_pca_comparison(rows, args.out / "ordinary_vs_pca.png", args.epochs)

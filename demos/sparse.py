@@ -20,9 +20,9 @@ def code_stats(model, xt):
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
-    ordinary = npae.autoencoders.ordinary(rng=np.random.default_rng(args.seed))
+    ordinary = npae.families.ordinary(rng=np.random.default_rng(args.seed))
     C.train(ordinary, x, xt, args, "ordinary")
-    sparse = npae.autoencoders.sparse(rng=np.random.default_rng(args.seed))
+    sparse = npae.families.sparse(rng=np.random.default_rng(args.seed))
     history, seconds = C.train(sparse, x, xt, args, "sparse")
     h_o, mean_o, zeros_o = code_stats(ordinary, xt)
     h_s, mean_s, zeros_s = code_stats(sparse, xt)

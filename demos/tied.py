@@ -16,7 +16,7 @@ from _common import npae
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
-    A = npae.autoencoders
+    A = npae.families
     rows, models = [], {}
     for label, make in (("ordinary, 784-64-784", lambda rng: A.ordinary(rng=rng)),
                         ("ordinary, tied", lambda rng: A.ordinary(tied=True, rng=rng)),

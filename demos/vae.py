@@ -23,7 +23,7 @@ def run(args):
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
     results = {}
     for latent in (2, 16):
-        model = npae.autoencoders.vae(latent, rng=np.random.default_rng(args.seed))
+        model = npae.families.vae(latent, rng=np.random.default_rng(args.seed))
         history, seconds = C.train(model, x, xt, args, f"VAE, latent {latent}")
         terms = model.evaluate(xt, rng=np.random.default_rng(npae.train.VALIDATION_SEED))
         results[latent] = {"model": model, "history": history, "seconds": seconds, **terms,

@@ -1,6 +1,6 @@
 """The npae command line: ``python -m npae COMMAND``.
 
-``train FAMILY``   train one of the article's autoencoders (or contractive, tied, vae) on MNIST; writes the model, the
+``train FAMILY``   train one of the families (npae.families: the article's and beyond) on MNIST; writes the model, the
                    history (JSON) and a reconstruction figure (PNG) into --out.
 ``evaluate MODEL`` print the test loss of a saved model (a VAE's: -ELBO and its terms, in nats).
 ``gradcheck``      check every layer, loss and penalty against central differences (float64);
@@ -15,9 +15,6 @@ import argparse
 import json
 import pathlib
 import sys
-
-FAMILIES = ("ordinary", "multilayer", "convolutional", "sparse", "denoising", "contractive", "tied", "vae")
-
 
 def _positive(kind):
     def parse(text):
@@ -42,7 +39,7 @@ def _load_data(path):
 
 
 def _gradcheck(args) -> int:
-    from .gradcheck import run_all
+    from .suite import run_all
 
     return 0 if run_all(seed=args.seed) else 1
 
@@ -53,7 +50,9 @@ def _data(args) -> int:
     if args.data_command == "info":
         print(datasets.info())
         return 0
-    folder = datasets.download(args.dataset, timeout=args.timeout)
+    from .download import download
+
+    folder = download(args.dataset, timeout=args.timeout)
     print(f"{args.dataset}: complete in {folder}")
     return 0
 
@@ -77,18 +76,21 @@ def reconstruction_figure(model, x, path, rng_seed=0) -> None:
 def _train(args) -> int:
     import numpy as np
 
-    from . import autoencoders, io
+    from . import io
+    from .families import FAMILIES
     from .optim import Adam
+    from .train import fit
 
     (x_train, _), (x_test, _) = _load_data(args.data)
     rng = np.random.default_rng(args.seed)
-    model = autoencoders.FAMILIES[args.family](rng=rng, **({"loss": args.loss} if args.loss else {}))
+    model = FAMILIES[args.family](rng=rng, **({"loss": args.loss} if args.loss else {}))
     out = pathlib.Path(args.out or f"runs/{args.family}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"{model!r}; Adam lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, "
           f"loss {model.loss}; writing into {out}")
-    history = model.fit(x_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=Adam(model.named_params(), lr=args.lr),
-                        validation_data=x_test, rng=rng, checkpoint=out / "checkpoint.npz", resume=args.resume)
+    history = fit(model, x_train, epochs=args.epochs, batch_size=args.batch_size,
+                  optimizer=Adam(model.named_params(), lr=args.lr), validation_data=x_test, rng=rng,
+                  checkpoint=out / "checkpoint.npz", resume=args.resume)
     io.save(model, out / "model.npz")
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
     reconstruction_figure(model, x_test, out / "reconstructions.png")
@@ -126,11 +128,13 @@ def _evaluate(args) -> int:
 
 
 def main(argv=None) -> int:
+    from .families import FAMILIES
+
     parser = argparse.ArgumentParser(prog="python -m npae", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train an autoencoder of the article on MNIST")
-    t.add_argument("family", choices=FAMILIES)
+    t.add_argument("family", choices=list(FAMILIES))
     t.add_argument("--epochs", type=_positive(int), default=5, help="default 5")
     t.add_argument("--batch-size", type=_positive(int), default=128, help="default 128 (the article's)")
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam's learning rate, default 1e-3")

@@ -3,12 +3,12 @@ reconstruction figure (matplotlib is optional; the demos use it for richer plots
 
 from __future__ import annotations
 
-import os
-import pathlib
 import struct
 import zlib
 
 import numpy as np
+
+from ._files import atomic_write_bytes
 
 
 def image_grid(rows, scale: int = 2, gap: int = 2) -> np.ndarray:
@@ -36,10 +36,4 @@ def write_png(path, image: np.ndarray) -> None:
     raw = b"".join(b"\x00" + image[r].tobytes() for r in range(h))  # filter type 0 on each row
     data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, data)

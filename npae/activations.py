@@ -8,15 +8,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from .core import Layer
+from .core import LAYERS, Layer, away_from_zero
 
 
 class _Elementwise(Layer):
     """Shared plumbing: input checks, the cache, shape bookkeeping."""
 
-    def __init__(self):
-        super().__init__()
-        self._c_saved = None  # what the derivative needs (x or y), cached when training
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list:
+        """One check on inputs with |x| >= 0.1: away from a kink at 0."""
+        return [(cls.__name__, cls(), away_from_zero((4, 6), rng))]
 
     def _f(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(y, saved)``: the output and what ``_df`` needs."""
@@ -25,24 +26,25 @@ class _Elementwise(Layer):
     def _df(self, saved: np.ndarray, dy: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.as_float_array(x, type(self).__name__)
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"{type(self).__name__}: expected input of shape (N, ...) with N >= 1, got {x.shape}")
         _checks.check_finite(x, type(self).__name__)
         y, saved = self._f(x)
-        self._c_saved = saved if training else None
+        self._cache = saved if training else None  # what the derivative needs (x or y)
         return y
 
-    def backward(self, dy):
-        s = self._c_saved
-        dy = _checks.check_grad(dy, None if s is None else s.shape, None if s is None else s.dtype, type(self).__name__)
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        s = self._cached(type(self).__name__)
+        dy = _checks.check_grad(dy, s.shape, s.dtype, type(self).__name__)
         return self._df(s, dy)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)
 
 
+@LAYERS.register
 class ReLU(_Elementwise):
     """``y = max(x, 0)``; ``dx = dy * [x > 0]`` (the derivative at 0 is taken as 0, as in Keras/PyTorch)."""
 
@@ -58,13 +60,13 @@ class ReLU(_Elementwise):
         return x > 0
 
 
+@LAYERS.register
 class LeakyReLU(_Elementwise):
     """``y = x if x > 0 else alpha * x``; ``dx = dy * (1 if x > 0 else alpha)``."""
 
     has_kinks = True
 
     def __init__(self, alpha: float = 0.01):
-        super().__init__()
         self.alpha = _checks.nonneg_float(alpha, "alpha", "LeakyReLU")
 
     def _f(self, x):
@@ -76,8 +78,12 @@ class LeakyReLU(_Elementwise):
     def kink_state(self, x):
         return x > 0
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "LeakyReLU", "alpha": self.alpha}
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list:
+        return [("LeakyReLU(0.1)", cls(0.1), away_from_zero((4, 6), rng))]
 
     def extra_repr(self):
         return f"alpha={self.alpha}"
@@ -97,6 +103,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.reciprocal(y, out=y)
 
 
+@LAYERS.register
 class Sigmoid(_Elementwise):
     """``y = 1 / (1 + exp(-x))``; ``dx = dy * y * (1 - y)``. No overflow (or underflow) warning for any finite x."""
 
@@ -110,6 +117,7 @@ class Sigmoid(_Elementwise):
         return dx
 
 
+@LAYERS.register
 class Tanh(_Elementwise):
     """``y = tanh(x)``; ``dx = dy * (1 - y**2)``."""
 

@@ -3,13 +3,22 @@
 The contract of a layer
 -----------------------
 ``forward(x, training=True) -> y``
-    Computes the output. With ``training=True`` it also caches what ``backward``
-    needs; with ``training=False`` it caches nothing (inference, evaluation).
+    Computes the output. ``training`` selects the training-mode behaviour (a layer whose
+    training and inference differ, such as dropout or batch normalization, says how) and
+    keeps in ``self._cache`` what ``backward`` needs; ``training=False`` is inference:
+    nothing is cached. Gradient checks differentiate the training-mode function.
 ``backward(dy) -> dx``
-    Given ``dy = dL/dy`` (same shape and dtype as the last training output) it
-    returns ``dx = dL/dx`` and **adds** ``dL/dp`` into ``p.grad`` for each of its
-    parameters ``p``. It never changes a weight: that is the optimizer's job, so a
-    gradient check can call ``backward`` as often as it likes.
+    Given ``dy = dL/dy`` (same shape and dtype as the last training output) it returns
+    ``dx = dL/dx`` and **adds** ``dL/dp`` into ``p.grad`` for each of its parameters ``p``.
+    It never changes a weight: that is the optimizer's job, so a gradient check can call
+    ``backward`` as often as it likes. A layer that can skip computing ``dx`` (the first
+    layer of a model, whose input gradient nobody uses) sets ``can_skip_dx = True`` and
+    takes ``backward(dy, need_dx=False)``.
+``params``
+    The layer's own trainable arrays, ``{name: Param}`` (empty for a layer without any).
+``buffers``
+    Its non-trainable state, ``{name: ndarray}`` (a running mean): converted by ``astype``,
+    saved, loaded and checkpointed with the weights, never touched by an optimizer.
 
 Gradients add up
 ----------------
@@ -17,16 +26,40 @@ Because ``backward`` adds (``p.grad += ...``) instead of assigning, a parameter 
 twice (tied weights) receives the sum of both contributions, exactly as the chain
 rule says. The flip side is that calling ``backward`` twice without ``zero_grad()``
 doubles every gradient; the training loop zeroes them once per step.
+
+Every layer class joins the registry ``LAYERS`` (``@LAYERS.register``): saved models are
+rebuilt from it, and the gradient-check suite and the tests check every layer in it,
+through the small examples each class gives (:meth:`Layer.examples`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from types import MappingProxyType
+from typing import Iterator, Mapping
 
 import numpy as np
 
 from . import _checks
+from .registry import Registry
+
+#: every layer class, by name (what a saved model's description may name)
+LAYERS = Registry("layer")
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+# -- inputs for the examples: away from the kinks a gradient check must not cross ---------
+def away_from_zero(shape: tuple, rng: np.random.Generator, margin: float = 0.1) -> np.ndarray:
+    """Random values with ``|v| >= margin``: no ReLU or |.| kink within reach of h."""
+    u = rng.standard_normal(shape)
+    return np.sign(u) * (margin + np.abs(u))
+
+
+def distinct_values(shape: tuple, rng: np.random.Generator, gap: float = 0.01) -> np.ndarray:
+    """A random permutation of values ``gap`` apart: no max-pool ties or near-ties."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * gap - n * gap / 2).reshape(shape)
 
 
 class Param:
@@ -75,17 +108,25 @@ class Param:
 class Layer:
     """Base class of every layer; see the module docstring for the contract.
 
-    Subclasses set ``self.params`` (``dict[str, Param]``), implement ``forward``,
-    ``backward`` and ``output_shape``, and may implement ``kink_state`` (used by
-    :mod:`npae.gradcheck` to warn when a finite difference crossed a kink).
+    Subclasses implement ``forward``, ``backward`` and ``output_shape``; one with weights sets
+    ``self.params`` and ``self.dtype`` (the parameters' dtype; None for a layer that takes any
+    float input and keeps its dtype), one with state sets ``self.buffers``. ``config()`` gives
+    the constructor arguments that rebuild it, ``examples()`` small instances to check.
     """
 
+    #: the layer's own trainable arrays; assigned by layers that have some
+    params: Mapping[str, Param] = _EMPTY
+    #: the layer's non-trainable state (running statistics); assigned by layers that have some
+    buffers: Mapping[str, np.ndarray] = _EMPTY
+    #: the dtype of the parameters, or None for a layer without a dtype of its own
+    dtype: np.dtype | None = None
     #: True when the function is only piecewise smooth (ReLU, max): gradient checks
     #: then use the looser threshold and watch for perturbations crossing a kink.
     has_kinks = False
-
-    def __init__(self):
-        self.params: dict[str, Param] = {}
+    #: True when ``backward(dy, need_dx=False)`` skips computing the input gradient
+    can_skip_dx = False
+    #: what the last training forward kept for backward (None: nothing)
+    _cache = None
 
     # -- the protocol -----------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
@@ -98,9 +139,25 @@ class Layer:
         """Per-sample output shape (no batch axis) for a per-sample ``input_shape``."""
         raise NotImplementedError
 
-    def kink_state(self, x: np.ndarray):
+    def kink_state(self, x: np.ndarray) -> np.ndarray | None:
         """An array that changes exactly when ``x`` crosses a kink of this layer, or None."""
         return None
+
+    def config(self) -> dict:
+        """The constructor arguments, JSON-ready: ``{"type": class name, **kwargs}`` (no weights)."""
+        return {"type": type(self).__name__}
+
+    @classmethod
+    def from_config(cls, cfg: dict, context) -> "Layer":
+        """The layer ``config()`` describes (freshly initialized). ``context`` lets a layer that
+        refers to another (TiedDense) find it: ``context.layer_at(path)``."""
+        return cls(**{k: v for k, v in cfg.items() if k != "type"})
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list[tuple[str, "Layer", np.ndarray]]:
+        """``(title, layer, x)`` in float64 for gradient checks: parameters non-zero, inputs
+        away from kinks. Every registered layer gives at least one (the tests require it)."""
+        raise NotImplementedError(f"{cls.__name__}.examples")
 
     # -- conveniences shared by all layers --------------------------------------------
     def __call__(self, x: np.ndarray, training: bool = True) -> np.ndarray:
@@ -111,31 +168,46 @@ class Layer:
         for name, p in self.params.items():
             yield prefix + name, p
 
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, array)`` for the non-trainable state, named like the parameters."""
+        for name, b in self.buffers.items():
+            yield prefix + name, b
+
+    def generators(self) -> list[np.random.Generator]:
+        """The generators the training-mode forward draws from (a dropout mask), so a gradient
+        check can replay the same draws in every evaluation; none for most layers."""
+        return []
+
     def zero_grad(self) -> None:
         for _, p in self.named_params():
             p.grad[...] = 0
 
     def astype(self, dtype) -> "Layer":
-        """Convert every parameter (and its gradient) to ``dtype``; returns ``self``."""
+        """Convert every parameter (and its gradient) and every float buffer to ``dtype``; returns ``self``."""
         dtype = _checks.float_dtype(dtype, f"{type(self).__name__}.astype")
-        for _, p in self.named_params():
+        for p in self.params.values():
             p.astype(dtype)
-        if hasattr(self, "dtype"):
+        for name, b in self.buffers.items():
+            if b.dtype.kind == "f":
+                self.buffers[name] = b.astype(dtype)
+        if self.dtype is not None:
             self.dtype = dtype
-        self._clear_cache()
+        self.clear_cache()
         return self
 
     def n_params(self) -> int:
         return sum(p.size for _, p in self.named_params())
 
-    def _clear_cache(self) -> None:
-        """Forget what the last training forward cached (shapes may have changed)."""
-        for k in [k for k in vars(self) if k.startswith("_c_")]:
-            setattr(self, k, None)
+    def clear_cache(self) -> None:
+        """Forget what the last training forward kept (shapes or dtypes may have changed)."""
+        self._cache = None
 
-    def config(self) -> dict:
-        """The constructor arguments, JSON-ready: ``{"type": class name, **kwargs}`` (no weights)."""
-        return {"type": type(self).__name__}
+    def _cached(self, where: str):
+        """The cache, or the error of a ``backward`` called before a training ``forward``."""
+        if self._cache is None:
+            raise ValueError(f"{where}: backward() called before forward(x, training=True); "
+                             f"nothing is cached to differentiate")
+        return self._cache
 
     def extra_repr(self) -> str:
         return ""
@@ -144,6 +216,7 @@ class Layer:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+@LAYERS.register
 class Sequential(Layer):
     """Layers applied one after the other; itself a :class:`Layer`.
 
@@ -153,7 +226,6 @@ class Sequential(Layer):
     """
 
     def __init__(self, *layers: Layer):
-        super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         for i, layer in enumerate(layers):
@@ -163,12 +235,12 @@ class Sequential(Layer):
 
     @property
     def params(self) -> dict[str, Param]:  # type: ignore[override]
+        """Every parameter of every layer, by dotted name (a Sequential owns none itself)."""
         return dict(self.named_params())
 
-    @params.setter
-    def params(self, value) -> None:  # Layer.__init__ assigns {}; a Sequential owns no params itself
-        if value:
-            raise AttributeError("Sequential's params are those of its layers")
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        return dict(self.named_buffers())
 
     @property
     def has_kinks(self) -> bool:  # type: ignore[override]
@@ -177,6 +249,20 @@ class Sequential(Layer):
     def named_params(self, prefix: str = "") -> Iterator[tuple[str, Param]]:
         for i, layer in enumerate(self.layers):
             yield from layer.named_params(f"{prefix}{i}.")
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for i, layer in enumerate(self.layers):
+            yield from layer.named_buffers(f"{prefix}{i}.")
+
+    def generators(self) -> list[np.random.Generator]:
+        return [g for layer in self.layers for g in layer.generators()]
+
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """``(path, layer)`` for every layer inside, nested ones too (paths "0", "2.1", ...)."""
+        for i, layer in enumerate(self.layers):
+            yield f"{prefix}{i}", layer
+            if isinstance(layer, Sequential):
+                yield from layer.walk(f"{prefix}{i}.")
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if not self.layers:
@@ -187,16 +273,18 @@ class Sequential(Layer):
                 x = layer.forward(x, training)
         return x
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True):
+    can_skip_dx = True
+
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         """Backward through every layer, last to first. With ``need_dx=False`` (the first layer
-        of a model, whose input gradient nobody uses) a first Dense or Conv2D skips computing
+        of a model, whose input gradient nobody uses) a first layer that can skips computing
         dx, and None is returned."""
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             layer = self.layers[i]
             # only the dy handed to the last layer comes from outside; the rest npae made
             with _checks.inside_sequential() if i < last else contextlib.nullcontext():
-                if i == 0 and not need_dx and getattr(layer, "can_skip_dx", False):
+                if i == 0 and not need_dx and layer.can_skip_dx:
                     layer.backward(dy, need_dx=False)
                     return None
                 dy = layer.backward(dy)
@@ -207,13 +295,13 @@ class Sequential(Layer):
             input_shape = layer.output_shape(input_shape)
         return tuple(input_shape)
 
-    def kink_state(self, x: np.ndarray):
+    def kink_state(self, x: np.ndarray) -> np.ndarray | None:
         states = []
         for layer in self.layers:
             s = layer.kink_state(x)
             if s is not None:
                 states.append(np.ravel(s))
-            x = layer.forward(x, training=False)
+            x = layer.forward(x, training=True)  # the training-mode function, as checked
         return np.concatenate(states) if states else None
 
     def astype(self, dtype) -> "Sequential":
@@ -221,8 +309,23 @@ class Sequential(Layer):
             layer.astype(dtype)
         return self
 
+    def clear_cache(self) -> None:
+        for layer in self.layers:
+            layer.clear_cache()
+
     def config(self) -> dict:
         return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, cfg: dict, context) -> "Sequential":
+        if set(cfg) != {"type", "layers"} or not isinstance(cfg["layers"], list):
+            raise ValueError("expected {'type': 'Sequential', 'layers': [<layer>, ...]}")
+        return cls(*[context.build(c) for c in cfg["layers"]])
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list[tuple[str, Layer, np.ndarray]]:
+        """None of its own: a container is checked through the composites of the suite."""
+        return []
 
     def summary(self, input_shape: tuple) -> str:
         """A table of layers, per-sample output shapes and parameter counts.
@@ -253,7 +356,7 @@ class Sequential(Layer):
     def __getitem__(self, i: int) -> Layer:
         return self.layers[i]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
 
     def __repr__(self) -> str:

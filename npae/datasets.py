@@ -7,7 +7,7 @@ Where the data come from, in this order (the first that has all four files wins)
 2. the ``NPAE_DATA`` environment variable: a folder with a ``<dataset>/`` subfolder (or the
    files themselves).
 3. the user cache: ``$XDG_CACHE_HOME/npae/<dataset>`` (default ``~/.cache/npae/<dataset>``),
-   filled by :func:`download` / ``python -m npae data download``.
+   filled by :func:`npae.download.download` / ``python -m npae data download``.
 4. MNIST only: the **embedded sample** that ships inside npae: the first 10,000 training
    and the first 2,000 test images of the real MNIST, with their labels.
 
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
+from ._files import atomic_write_bytes
 
 # -- errors and the IDX format -----------------------------------------------------------
 
@@ -112,19 +113,7 @@ def write_idx(path, array: np.ndarray, *, compress: bool = True) -> None:
     data = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes() + array.tobytes()
     if compress:
         data = gzip.compress(data, compresslevel=9, mtime=0)
-    _atomic_write(pathlib.Path(path), data)
-
-
-def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, data)
 
 
 # -- the datasets --------------------------------------------------------------------------
@@ -179,7 +168,7 @@ SAMPLE_SHA256 = {
 SAMPLE_SIZES = (10000, 2000)
 
 
-def _spec(dataset: str) -> Spec:
+def dataset_spec(dataset: str) -> Spec:
     try:
         return DATASETS[dataset]
     except KeyError:
@@ -189,10 +178,10 @@ def _spec(dataset: str) -> Spec:
 def cache_dir(dataset: str = "mnist") -> pathlib.Path:
     """``$XDG_CACHE_HOME/npae/<dataset>``, by default ``~/.cache/npae/<dataset>``."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(root) / "npae" / _spec(dataset).name
+    return pathlib.Path(root) / "npae" / dataset_spec(dataset).name
 
 
-def _find_file(folder: pathlib.Path, name: str):
+def find_file(folder: pathlib.Path, name: str):
     for candidate in (folder / (name + ".gz"), folder / name):
         if candidate.is_file():
             return candidate
@@ -204,7 +193,7 @@ def _complete(folder) -> dict | None:
     if folder is None:
         return None
     folder = pathlib.Path(folder)
-    found = {name: _find_file(folder, name) for name in FILES}
+    found = {name: find_file(folder, name) for name in FILES}
     return found if all(found.values()) else None
 
 
@@ -283,7 +272,7 @@ def _images_labels(files, prefix, flatten, dtype, expect_n):
 
 def load(dataset: str = "mnist", *, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
     """Load ``dataset`` ("mnist" or "fashion-mnist"); see the module docstring for the order."""
-    spec = _spec(dataset)
+    spec = dataset_spec(dataset)
     dtype = _checks.float_dtype(dtype, f"load_{spec.name.replace('-', '_')}")
     source, folder, files = _locate(spec, path)
     if source == "sample":
@@ -320,13 +309,6 @@ def sha256_of(path) -> str:
     return h.hexdigest()
 
 
-def download(dataset: str = "mnist", **kwargs) -> pathlib.Path:
-    """Download ``dataset`` into the user cache, verified; see :func:`npae.download.download`."""
-    from .download import download as _download
-
-    return _download(dataset, **kwargs)
-
-
 def info() -> str:
     """What is cached and where, with checksums, and what ``load`` would use for each dataset."""
     lines = []
@@ -335,7 +317,7 @@ def info() -> str:
         folder = cache_dir(spec.name)
         lines.append(f"  cache: {folder}")
         for name in FILES:
-            found = _find_file(folder, name)
+            found = find_file(folder, name)
             if found is None:
                 lines.append(f"    {name}: missing")
                 continue

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 
-from .datasets import FILES, DataError, _find_file, _spec, cache_dir, sha256_of
+from .datasets import FILES, DataError, cache_dir, dataset_spec, find_file, sha256_of
 
 MAX_DOWNLOAD = 64 << 20  # no MNIST-family file is near this; a larger stream is not ours
 CHUNK = 1 << 16
@@ -58,13 +58,13 @@ def download(dataset: str = "mnist", *, dest=None, mirrors=None, timeout: float 
     Files already present with the right checksum are kept. Returns the folder. Raises
     :class:`DataError` when a file cannot be had from any mirror.
     """
-    spec = _spec(dataset)
+    spec = dataset_spec(dataset)
     out = sys.stderr if out is None else out
     dest = cache_dir(spec.name) if dest is None else pathlib.Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     mirrors = spec.mirrors if mirrors is None else tuple(mirrors)
     for name in FILES:
-        have = _find_file(dest, name)
+        have = find_file(dest, name)
         if have is not None:
             try:
                 if sha256_of(have) == spec.sha256[name]:

@@ -22,6 +22,15 @@ warns, so a failure caused by a kink is not mistaken for a wrong backward.
 
 The checker refuses float32: its rounding error (~1e-7 relative) divided by ``h`` swamps
 the quantity being measured.
+
+What is differentiated is the training-mode function (``forward(x, training=True)``,
+``model.objective``): for a layer whose training behaviour differs (batch statistics, a
+dropout mask) that is the function ``backward`` is the derivative of. Every evaluation
+replays the same random draws (the states of ``layer.generators()`` are restored before
+each one), and the layer's buffers (running statistics, which training-mode evaluations
+update) are restored afterwards, as are its parameters and their gradients.
+
+The suite that ``python -m npae gradcheck`` runs is :mod:`npae.suite`.
 """
 
 from __future__ import annotations
@@ -31,7 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _checks
-from .core import Layer
+from .core import Layer, away_from_zero, distinct_values
+
+__all__ = ["KINKED", "SMOOTH", "Entry", "GradcheckReport", "away_from_zero", "check_function", "check_layer",
+           "check_model", "distinct_values", "numerical_gradient", "rel_error"]
 
 SMOOTH = 1e-7
 KINKED = 1e-5
@@ -160,6 +172,8 @@ def check_layer(layer: Layer, x: np.ndarray, *, rng=None, h: float = 1e-6, thres
     threshold = (KINKED if layer.has_kinks else SMOOTH) if threshold is None else threshold
     x = np.array(x, dtype=np.float64, copy=True)
     saved = {n: p.grad.copy() for n, p in layer.named_params()}
+    buffers = {n: b.copy() for n, b in layer.named_buffers()}
+    replay = _Replay(layer.generators())
 
     y = layer.forward(x, training=True)
     dy = rng.standard_normal(y.shape)
@@ -168,9 +182,14 @@ def check_layer(layer: Layer, x: np.ndarray, *, rng=None, h: float = 1e-6, thres
     analytic.update({n: p.grad.copy() for n, p in layer.named_params()})
 
     def f():
-        return float(np.vdot(layer.forward(x, training=False), dy))
+        replay()
+        return float(np.vdot(layer.forward(x, training=True), dy))
 
-    kink = (lambda: layer.kink_state(x)) if layer.has_kinks else None
+    def kink_state():
+        replay()
+        return layer.kink_state(x)
+
+    kink = kink_state if layer.has_kinks else None
     report = GradcheckReport(title or repr(layer).split("\n")[0])
     targets = [("x", x)] + [(n, p.value) for n, p in layer.named_params()]
     try:
@@ -182,7 +201,21 @@ def check_layer(layer: Layer, x: np.ndarray, *, rng=None, h: float = 1e-6, thres
     finally:
         for n, p in layer.named_params():
             p.grad[...] = saved[n]
+        for n, b in layer.named_buffers():
+            b[...] = buffers[n]
+        replay()
     return report
+
+
+class _Replay:
+    """Calling it puts each generator back in the state it had when this was made."""
+
+    def __init__(self, generators):
+        self.states = [(g, g.bit_generator.state) for g in generators]
+
+    def __call__(self):
+        for g, state in self.states:
+            g.bit_generator.state = state
 
 
 def check_function(f, x: np.ndarray, *, h: float = 1e-6, threshold: float = SMOOTH, kink=None,
@@ -205,7 +238,7 @@ def check_model(model, x: np.ndarray, *, seed: int = 0, h: float = 1e-6, samples
     """Check an Autoencoder's whole objective (reconstruction + code penalty + weight decay).
 
     The analytic gradients come from ``model.loss_and_grads``; the numerical ones from
-    ``model.objective`` (forward passes only). Both draw the noise of a denoising model from
+    ``model.objective`` (training-mode forward passes only). Both draw the noise of a denoising model from
     ``np.random.default_rng(seed)``, so the noise is the same fixed draw in every evaluation.
     ``samples`` coordinates of each parameter are checked (all of them with None).
     """
@@ -213,135 +246,29 @@ def check_model(model, x: np.ndarray, *, seed: int = 0, h: float = 1e-6, samples
     for name, p in model.named_params():
         _refuse_float32(p.value, f"parameter {name}")
     rng = np.random.default_rng(seed + 1)
+    buffers = {n: b.copy() for n, b in model.named_buffers()}
+    replay = _Replay(model.generators())
     model.loss_and_grads(x, np.random.default_rng(seed))
     analytic = {n: p.grad.copy() for n, p in model.named_params()}
     report = GradcheckReport(title or f"{getattr(model, 'name', 'model')} objective")
 
     def f():
+        replay()
         return float(model.objective(x, np.random.default_rng(seed)))
 
     def kink():
+        replay()
         return model.kink_state(x, np.random.default_rng(seed))
 
-    for name, p in model.named_params():
-        coords = _coords(p.value, samples, rng)
-        num, crossed = _numeric(f, p.value, h, coords, kink)
-        ana = analytic[name].reshape(-1)[coords]
-        report.entries.append(Entry(name, rel_error(ana, num.reshape(-1)[coords]), threshold, len(coords), int(crossed.sum())))
+    try:
+        for name, p in model.named_params():
+            coords = _coords(p.value, samples, rng)
+            num, crossed = _numeric(f, p.value, h, coords, kink)
+            ana = analytic[name].reshape(-1)[coords]
+            report.entries.append(Entry(name, rel_error(ana, num.reshape(-1)[coords]), threshold, len(coords),
+                                        int(crossed.sum())))
+    finally:
+        for n, b in model.named_buffers():
+            b[...] = buffers[n]
+        replay()
     return report
-
-
-# -- the suite that `python -m npae gradcheck` runs ------------------------------------------
-def away_from_zero(shape, rng, margin=0.1):
-    """Random values with ``|v| >= margin``: no ReLU or |.| kink within reach of h."""
-    u = rng.standard_normal(shape)
-    return np.sign(u) * (margin + np.abs(u))
-
-
-def distinct_values(shape, rng, gap=0.01):
-    """A random permutation of values ``gap`` apart: no max-pool ties or near-ties."""
-    n = int(np.prod(shape))
-    return (rng.permutation(n) * gap - n * gap / 2).reshape(shape)
-
-
-def builtin_checks(rng: np.random.Generator):
-    """Yield ``(title, thunk)`` for every layer, loss and penalty of npae (float64, small shapes)."""
-    from . import activations as A, conv as C, layers as L, losses, penalties
-    from .core import Sequential as S
-
-    def layer(title, make, x):
-        return title, lambda: check_layer(make(), x, rng=rng, title=title)
-
-    def f64(cls, *a, **k):
-        return lambda: cls(*a, rng=rng, dtype=np.float64, **k)
-
-    def conv_with_bias(*a, **k):
-        c = C.Conv2D(*a, rng=rng, dtype=np.float64, **k)
-        c.params["b"].value[...] = rng.standard_normal(c.b.shape)
-        return c
-
-    def dense_with_bias():
-        d = L.Dense(7, 5, rng=rng, dtype=np.float64)
-        d.params["b"].value[...] = rng.standard_normal(5)
-        return d
-
-    img = lambda *s: rng.standard_normal(s)  # noqa: E731
-    yield layer("Dense(7, 5)", dense_with_bias, img(4, 7))
-    yield layer("Conv2D 3x3 same", lambda: conv_with_bias(2, 3, 3), img(2, 2, 7, 6))
-    yield layer("Conv2D 3x3 same, 4->1 channels", lambda: conv_with_bias(4, 1, 3), img(2, 4, 6, 5))
-    yield layer("Conv2D 3x3 same, 1->6 (per-sample kernel)", lambda: conv_with_bias(1, 6, 3), img(2, 1, 6, 5))
-    yield layer("Conv2D 3x3 valid", f64(C.Conv2D, 2, 3, 3, padding="valid"), img(2, 2, 7, 6))
-    yield layer("Conv2D 3x3 stride 2 same", lambda: conv_with_bias(2, 3, 3, stride=2, padding="same"), img(2, 2, 7, 6))
-    yield layer("Conv2D 2x3 stride (2,1) pad 1", f64(C.Conv2D, 1, 2, (2, 3), stride=(2, 1), padding=1), img(2, 1, 5, 6))
-    yield layer("MaxPool2D 2 valid", lambda: C.MaxPool2D(2), distinct_values((2, 2, 6, 6), rng))
-    yield layer("MaxPool2D 2 same (7->4)", lambda: C.MaxPool2D(2, padding="same"), distinct_values((2, 2, 7, 7), rng))
-    yield layer("MaxPool2D 3 stride 2 (overlap)", lambda: C.MaxPool2D(3, stride=2), distinct_values((2, 2, 7, 7), rng))
-    yield layer("UpSampling2D 2", lambda: C.UpSampling2D(2), img(2, 3, 3, 4))
-    yield layer("UpSampling2D (2,3)", lambda: C.UpSampling2D((2, 3)), img(2, 2, 3, 2))
-    yield layer("ReLU", A.ReLU, away_from_zero((4, 6), rng))
-    yield layer("LeakyReLU(0.1)", lambda: A.LeakyReLU(0.1), away_from_zero((4, 6), rng))
-    yield layer("Sigmoid", A.Sigmoid, 3 * img(4, 6))
-    yield layer("Tanh", A.Tanh, 2 * img(4, 6))
-    yield layer("Flatten", L.Flatten, img(2, 3, 2, 2))
-    yield layer("Sequential conv-relu-pool-up-sigmoid",
-                lambda: S(conv_with_bias(1, 2, 3), A.ReLU(), C.MaxPool2D(2, padding="same"),
-                          C.UpSampling2D(2), conv_with_bias(2, 1, 3, padding="valid"), A.Sigmoid()),
-                img(2, 1, 5, 5))
-    yield layer("Reshape((3, 4))", lambda: L.Reshape((3, 4)), img(2, 12))
-
-    def tied():
-        d = dense_with_bias()
-        t = L.TiedDense(d)
-        t.params["b"].value[...] = rng.standard_normal(7)
-        return S(d, A.Tanh(), t)  # W used twice: its gradient is the sum of both uses
-
-    yield layer("Dense-Tanh-TiedDense (one W, two uses)", tied, img(4, 7))
-
-    target = rng.uniform(0, 1, (3, 5))
-    yield "mse", lambda: check_function(lambda p: losses.mse(p, target), rng.uniform(0, 1, (3, 5)), title="mse")
-    yield "bce", lambda: check_function(lambda p: losses.bce(p, target), rng.uniform(0.05, 0.95, (3, 5)), title="bce")
-    l1 = penalties.L1Activity(0.3)
-    yield "L1Activity", lambda: check_function(l1, away_from_zero((4, 6), rng), threshold=KINKED,
-                                               kink=l1.kink_state, title="L1Activity(0.3)")
-    kl = penalties.KLSparsity(0.1, 2.0)
-    yield "KLSparsity", lambda: check_function(kl, rng.uniform(0.05, 0.95, (4, 6)), title="KLSparsity(0.1, 2.0)")
-    dense = L.Dense(4, 3, rng=rng, dtype=np.float64)
-    wd = penalties.WeightDecay(0.7)
-
-    def wd_check(w):
-        dense.params["W"].value = w
-        value, grads = wd(dense.named_params())
-        return value, grads["W"]
-
-    yield "WeightDecay", lambda: check_function(wd_check, rng.standard_normal((4, 3)), name="W", title="WeightDecay(0.7)")
-
-    def small_model(make, title):
-        from . import autoencoders
-
-        model = make(autoencoders, np.random.default_rng(int(rng.integers(1 << 30))))
-        for _, p in model.named_params():  # N(0, 1/fan_in): no unit at a kink or saturated
-            p.value[...] = rng.normal(0, 1 / np.sqrt(p.shape[0] if p.value.ndim == 2 else 10), p.shape)
-        return check_model(model, rng.uniform(0.05, 0.95, (4, 784)), seed=int(rng.integers(1 << 30)), title=title)
-
-    for act in ("sigmoid", "relu"):
-        title = f"Contractive(0.3), {act} code (whole objective)"
-        yield title, lambda act=act, title=title: small_model(
-            lambda A_, r: A_.contractive(6, lam=0.3, activation=act, rng=r, dtype=np.float64), title)
-    title = "VAE, Bernoulli, latent 3 (whole -ELBO, eps fixed)"
-    yield title, lambda: small_model(lambda A_, r: A_.vae(3, 12, rng=r, dtype=np.float64), title)
-
-
-def run_all(seed: int = 0, out=print) -> bool:
-    """Run :func:`builtin_checks`, print every report, return True when all pass."""
-    rng = np.random.default_rng(seed)
-    ok, worst = True, []
-    for title, thunk in builtin_checks(rng):
-        report = thunk()
-        out(str(report))
-        ok &= report.passed
-        worst.append((title, report.worst))
-    out("\nworst relative error per check:")
-    for title, w in worst:
-        out(f"  {title:<50} {w:.2e}")
-    out(f"\n{'all gradient checks passed' if ok else 'SOME GRADIENT CHECKS FAILED'}")
-    return ok

@@ -1,35 +1,37 @@
-"""Saving and loading models and checkpoints: one ``.npz`` of plain arrays, no pickle.
+"""Saving and loading models, layers and checkpoints: one ``.npz`` of plain arrays, no pickle.
 
-A file holds the weights as ``param/<dotted name>`` arrays and a JSON description in the
-array ``__npae__`` (UTF-8 bytes): the format name and version, the architecture as layer
-configurations, and for a checkpoint the optimizer state (``optim/...`` arrays), the
-random generator's state, the epoch and the history.
+A file holds the weights as ``param/<dotted name>`` arrays, the non-trainable state as
+``buffer/<dotted name>`` arrays, and a JSON description in the array ``__npae__`` (UTF-8
+bytes): the format name and version, the architecture as configurations (a model's, or a
+layer's: any ``Sequential`` or npae layer can be saved on its own), and for a checkpoint
+the optimizer state (``optim/...`` arrays), the random generator's state, the epoch and the
+training history (a JSON object that :mod:`npae.train` writes and reads).
 
-Loading reads with ``allow_pickle=False`` and builds layers only from a fixed table of
-npae classes, so a file can never run code. The model is built and every array checked
-(names, shapes, dtypes, finiteness) before anything is returned: a file that is not an
-npae model, was tampered with, or comes from a newer format raises
-:class:`ModelFileError`, never a half-loaded model.
+Loading reads with ``allow_pickle=False`` and builds only what npae's registries hold
+(``MODELS``, ``LAYERS``, ``PENALTIES``, ``NOISES``, ``OPTIMIZERS``), by name, so a file can
+never run code. Everything is checked (names, shapes, dtypes, finiteness) before anything is
+returned: a file that is not an npae file, was tampered with, or comes from a newer format
+raises :class:`ModelFileError`, never a half-loaded model.
 
-Writes are atomic: the file is written under a temporary name in the same folder,
-flushed to disk, and renamed over the destination (``os.replace``). A process killed
-mid-save leaves the previous file intact.
+Writes are atomic (:mod:`npae._files`): a process killed mid-save leaves the previous file intact.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import zipfile
 
 import numpy as np
 
-from . import activations, conv, layers, noise, optim, penalties
-from .core import Sequential
+from ._files import atomic_write
+from ._version import __version__
+from .autoencoders import MODELS, find_layer
+from .core import LAYERS, Layer
+from .optim import OPTIMIZERS
 
 FORMAT = "npae"
-VERSION = 1
+VERSION = 2  # 2: buffers, and a single layer (a Sequential) as the saved object
 META = "__npae__"
 
 
@@ -37,54 +39,36 @@ class ModelFileError(ValueError):
     """The file is not a valid npae model or checkpoint (or is from a newer npae)."""
 
 
-LAYERS = {cls.__name__: cls for cls in (
-    layers.Dense, layers.Flatten, layers.Reshape, conv.Conv2D, conv.MaxPool2D, conv.UpSampling2D,
-    activations.ReLU, activations.LeakyReLU, activations.Sigmoid, activations.Tanh)}
-PENALTIES = {cls.__name__: cls for cls in (penalties.L1Activity, penalties.KLSparsity, penalties.WeightDecay,
-                                           penalties.Contractive)}
-NOISES = {cls.__name__: cls for cls in (noise.GaussianNoise, noise.MaskingNoise, noise.SaltAndPepper)}
-OPTIMIZERS = {cls.__name__: cls for cls in (optim.Adam, optim.SGD)}
-
-
 # -- writing ----------------------------------------------------------------------------------
-def _atomic_savez(path, arrays: dict) -> None:
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _meta_array(meta: dict) -> np.ndarray:
     return np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
 
 
 def _model_arrays(model, kind: str, **more) -> dict:
-    """The description (format, version, architecture, and ``more``) and every weight, as arrays."""
-    from . import __version__
-
+    """The description (format, version, architecture, and ``more``), every weight and every buffer, as arrays."""
     meta = {"format": FORMAT, "version": VERSION, "kind": kind, "npae": __version__, "model": model.config(), **more}
     arrays = {META: _meta_array(meta)}
     arrays.update({f"param/{n}": p.value for n, p in model.named_params()})
+    arrays.update({f"buffer/{n}": b for n, b in model.named_buffers()})
     return arrays
 
 
+def _write(path, arrays: dict) -> None:
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
 def save(model, path) -> None:
-    """Save ``model`` (an Autoencoder) to ``path`` (.npz), atomically."""
-    _atomic_savez(path, _model_arrays(model, "model"))
+    """Save ``model`` (an Autoencoder, a VAE, or any npae layer such as a Sequential) to ``path`` (.npz), atomically."""
+    _write(path, _model_arrays(model, "model"))
 
 
-def save_checkpoint(path, model, optimizer, rng, history, epoch: int, extra: dict | None = None) -> None:
-    """Model, optimizer state, generator state, history and epoch: all a resumed run needs."""
+def save_checkpoint(path, model, optimizer, rng: np.random.Generator, history: dict, epoch: int,
+                    extra: dict | None = None) -> None:
+    """Model, optimizer state, generator state, history (a JSON object) and epoch: all a resumed run needs."""
     arrays = _model_arrays(model, "checkpoint", optimizer=type(optimizer).__name__, rng=rng.bit_generator.state,
-                           epoch=int(epoch), history=history.to_dict(), extra=extra or {})
+                           epoch=int(epoch), history=history, extra=extra or {})
     arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
-    _atomic_savez(path, arrays)
+    _write(path, arrays)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -123,109 +107,102 @@ def _read(path) -> tuple[dict, dict]:
     return meta, arrays
 
 
-def _build(table: dict, cfg, what: str, path):
-    if cfg is None:
-        return None
-    if not isinstance(cfg, dict) or cfg.get("type") not in table:
-        raise ModelFileError(f"{path}: unknown {what} {cfg.get('type') if isinstance(cfg, dict) else cfg!r}")
-    kwargs = {k: v for k, v in cfg.items() if k != "type"}
-    try:
-        return table[cfg["type"]](**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: invalid {what} configuration {cfg}: {exc}") from None
+class _Builder:
+    """Builds what a description names, from the registries only; ``encoder`` (already built)
+    is where a decoder's TiedDense finds its source."""
 
+    def __init__(self, path, encoder: Layer | None = None):
+        self.path, self.encoder = path, encoder
 
-def _build_layer(cfg, path, encoder=None):
-    """A layer from its configuration; ``encoder`` (already built) resolves a decoder's TiedDense."""
-    if isinstance(cfg, dict) and cfg.get("type") == "Sequential":
-        layer_cfgs = cfg.get("layers")
-        if not isinstance(layer_cfgs, list):
-            raise ModelFileError(f"{path}: invalid Sequential configuration")
-        return Sequential(*[_build_layer(c, path, encoder) for c in layer_cfgs])
-    if isinstance(cfg, dict) and cfg.get("type") == "TiedDense":
-        from .autoencoders import find_layer
-
+    def _construct(self, registry, cfg, what: str, with_context: bool = True):
+        """``cls.from_config(cfg, self)`` (models, layers) or ``cls(**arguments)`` (penalties, noises)."""
+        if not isinstance(cfg, dict) or cfg.get("type") not in registry:
+            raise ModelFileError(f"{self.path}: unknown {what} {cfg.get('type') if isinstance(cfg, dict) else cfg!r}")
+        cls = registry[cfg["type"]]
         try:
-            if encoder is None or set(cfg) != {"type", "tied_to"} or not isinstance(cfg["tied_to"], str):
-                raise ValueError("expected {'type': 'TiedDense', 'tied_to': <path of a Dense in the encoder>}")
-            return layers.TiedDense(find_layer(encoder, cfg["tied_to"]))
-        except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: invalid layer configuration {cfg}: {exc}") from None
-    return _build(LAYERS, cfg, "layer", path)
+            if with_context:
+                return cls.from_config(cfg, self)
+            return cls(**{k: v for k, v in cfg.items() if k != "type"})
+        except ModelFileError:
+            raise
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ModelFileError(f"{self.path}: invalid {what} configuration {cfg}: {exc}") from None
+
+    def build(self, cfg) -> Layer:
+        """A layer (a Sequential builds its layers through here too)."""
+        return self._construct(LAYERS, cfg, "layer")
+
+    def build_from(self, registry, cfg):
+        """A penalty or a noise, from its registry."""
+        return self._construct(registry, cfg, registry.what, with_context=False)
+
+    def with_encoder(self, encoder: Layer) -> "_Builder":
+        return _Builder(self.path, encoder)
+
+    def layer_at(self, path: str) -> Layer:
+        if self.encoder is None:
+            raise ValueError("a TiedDense outside a decoder has no encoder to be tied to")
+        return find_layer(self.encoder, path)
 
 
-def build_model(cfg: dict, path="<config>"):
-    """An Autoencoder or VAE (freshly initialized) from ``model.config()``; only npae classes are built."""
-    from .autoencoders import VAE, Autoencoder
-
+def build(cfg, path="<config>"):
+    """The model or layer ``cfg`` (a ``config()``) describes, freshly initialized; only npae classes are built."""
     if not isinstance(cfg, dict):
         raise ModelFileError(f"{path}: invalid model description")
-    try:
-        if cfg.get("type") == "VAE":
-            return VAE(_build_layer(cfg.get("encoder"), path), _build_layer(cfg.get("decoder"), path),
-                       latent=cfg.get("latent"), likelihood=cfg.get("likelihood"), sigma_x=cfg.get("sigma_x"),
-                       input_shape=cfg.get("input_shape"), name=str(cfg.get("name", "vae")))
-        if cfg.get("type", "Autoencoder") != "Autoencoder":
-            raise ModelFileError(f"{path}: unknown model type {cfg.get('type')!r}")
-        encoder = _build_layer(cfg.get("encoder"), path)
-        return Autoencoder(
-            encoder, _build_layer(cfg.get("decoder"), path, encoder),
-            loss=cfg.get("loss", "mse"), code_penalty=_build(PENALTIES, cfg.get("code_penalty"), "penalty", path),
-            weight_decay=_build(PENALTIES, cfg.get("weight_decay"), "penalty", path),
-            noise=_build(NOISES, cfg.get("noise"), "noise", path),
-            input_shape=cfg.get("input_shape"), name=str(cfg.get("name", "autoencoder")),
-        )
-    except ModelFileError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: invalid model description: {exc}") from None
+    builder = _Builder(path)
+    if cfg.get("type", "Autoencoder") in MODELS:
+        return builder._construct(MODELS, dict(cfg, type=cfg.get("type", "Autoencoder")), "model")
+    if cfg.get("type") in LAYERS:
+        return builder.build(cfg)
+    raise ModelFileError(f"{path}: unknown model type {cfg.get('type')!r}")
 
 
-def assign_params(model, arrays: dict, path, prefix: str = "param/") -> None:
-    """Copy ``arrays[prefix + name]`` into each parameter, after checking all of them."""
-    stored = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-    params = dict(model.named_params())
-    if set(stored) != set(params):
-        missing, extra = sorted(set(params) - set(stored)), sorted(set(stored) - set(params))
-        raise ModelFileError(f"{path}: parameters do not match the architecture (missing {missing}, unexpected {extra})")
-    for name, p in params.items():
-        a = stored[name]
-        if a.shape != p.shape or a.dtype != p.dtype:
-            raise ModelFileError(f"{path}: parameter {name} is {a.dtype} {a.shape}, the architecture needs {p.dtype} {p.shape}")
-        if not np.all(np.isfinite(a)):
-            raise ModelFileError(f"{path}: parameter {name} contains NaN or infinite values")
-    for name, p in params.items():
-        p.value[...] = stored[name]
+def assign(model, arrays: dict, path) -> None:
+    """Copy ``arrays["param/" + name]`` into each parameter and ``arrays["buffer/" + name]`` into
+    each buffer, after checking all of them (names, shapes, dtypes, finiteness)."""
+    for prefix, own in (("param/", {n: p.value for n, p in model.named_params()}),
+                        ("buffer/", dict(model.named_buffers()))):
+        stored = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if set(stored) != set(own):
+            missing, extra = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
+            what = "parameters" if prefix == "param/" else "buffers"
+            raise ModelFileError(f"{path}: {what} do not match the architecture (missing {missing}, unexpected {extra})")
+        for name, target in own.items():
+            a = stored[name]
+            if a.shape != target.shape or a.dtype != target.dtype:
+                raise ModelFileError(f"{path}: {prefix}{name} is {a.dtype} {a.shape}, the architecture needs "
+                                     f"{target.dtype} {target.shape}")
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise ModelFileError(f"{path}: {prefix}{name} contains NaN or infinite values")
+    for prefix, own in (("param/", {n: p.value for n, p in model.named_params()}),
+                        ("buffer/", dict(model.named_buffers()))):
+        for name, target in own.items():
+            target[...] = arrays[prefix + name]
 
 
 def load(path):
-    """Load a model saved by :func:`save` (or the model inside a checkpoint)."""
+    """Load what :func:`save` wrote (a model, or a layer such as a Sequential), or the model inside a checkpoint."""
     meta, arrays = _read(path)
-    model = build_model(meta.get("model"), path)
-    assign_params(model, arrays, path)
+    model = build(meta.get("model"), path)
+    assign(model, arrays, path)
     return model
 
 
 def load_checkpoint(path) -> dict:
-    """``{"model", "optimizer", "optimizer_state", "rng_state", "epoch", "history", "extra"}``."""
-    from .train import History
-
+    """``{"model", "optimizer", "optimizer_state", "rng_state", "epoch", "history", "extra"}``;
+    ``optimizer`` is the class, ``history`` the JSON object fit wrote."""
     meta, arrays = _read(path)
     if meta.get("kind") != "checkpoint":
         raise ModelFileError(f"{path}: a saved model, not a checkpoint (resume needs a file written by fit(checkpoint=...))")
-    model = build_model(meta.get("model"), path)
-    assign_params(model, arrays, path)
+    model = build(meta.get("model"), path)
+    assign(model, arrays, path)
     if meta.get("optimizer") not in OPTIMIZERS:
         raise ModelFileError(f"{path}: unknown optimizer {meta.get('optimizer')!r}")
     epoch = meta.get("epoch")
     if not isinstance(epoch, int) or epoch < 0:
         raise ModelFileError(f"{path}: invalid epoch {epoch!r}")
-    try:
-        history = History.from_dict(meta.get("history"))
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise ModelFileError(f"{path}: invalid history ({exc})") from None
     return {
         "model": model, "optimizer": OPTIMIZERS[meta["optimizer"]],
         "optimizer_state": {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")},
-        "rng_state": meta.get("rng"), "epoch": epoch, "history": history, "extra": meta.get("extra") or {},
+        "rng_state": meta.get("rng"), "epoch": epoch, "history": meta.get("history"), "extra": meta.get("extra") or {},
     }

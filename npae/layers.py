@@ -8,9 +8,10 @@ import numpy as np
 
 from . import _checks
 from . import init as _init
-from .core import Layer, Param
+from .core import LAYERS, Layer, Param, Sequential
 
 
+@LAYERS.register
 class Dense(Layer):
     r"""Affine map ``y = x @ W + b``.
 
@@ -36,8 +37,8 @@ class Dense(Layer):
     ``dx  = dy @ W.T``       (N, n_in)
     """
 
-    def __init__(self, n_in: int, n_out: int, *, rng=None, dtype=np.float32, init: str = "glorot_uniform"):
-        super().__init__()
+    def __init__(self, n_in: int, n_out: int, *, rng: np.random.Generator | None = None, dtype=np.float32,
+                 init: str = "glorot_uniform"):
         where = "Dense"
         self.n_in = _checks.positive_int(n_in, "n_in", where)
         self.n_out = _checks.positive_int(n_out, "n_out", where)
@@ -46,7 +47,6 @@ class Dense(Layer):
         rng = _init.default_rng(rng, where)
         W = _init.get(init)((self.n_in, self.n_out), rng, self.dtype, "dense")
         self.params = {"W": Param(W, decay=True), "b": Param(np.zeros(self.n_out, self.dtype), decay=False)}
-        self._c_x = None
 
     @property
     def W(self) -> np.ndarray:
@@ -56,34 +56,41 @@ class Dense(Layer):
     def b(self) -> np.ndarray:
         return self.params["b"].value
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.check_input(x, (None, self.n_in), "Dense", self.dtype)
-        self._c_x = x if training else None
+        self._cache = x if training else None  # x: what dW needs
         y = x @ self.W
         y += self.b
         return y
 
     can_skip_dx = True
 
-    def backward(self, dy, need_dx=True):
-        x = self._c_x
-        dy = _checks.check_grad(dy, None if x is None else (x.shape[0], self.n_out), self.dtype, "Dense")
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        x = self._cached("Dense")
+        dy = _checks.check_grad(dy, (x.shape[0], self.n_out), self.dtype, "Dense")
         self.params["W"].grad += x.T @ dy
         self.params["b"].grad += dy.sum(axis=0)
         return dy @ self.W.T if need_dx else None
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple) -> tuple:
         if tuple(input_shape) != (self.n_in,):
             raise ValueError(f"Dense: expected input of shape (N, {self.n_in}), got (N, {', '.join(map(str, input_shape))})")
         return (self.n_out,)
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "dtype": self.dtype.name}
 
-    def extra_repr(self):
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list:
+        layer = cls(7, 5, rng=rng, dtype=np.float64)
+        layer.params["b"].value[...] = rng.standard_normal(5)
+        return [("Dense(7, 5)", layer, rng.standard_normal((4, 7)))]
+
+    def extra_repr(self) -> str:
         return f"{self.n_in}, {self.n_out}"
 
 
+@LAYERS.register
 class TiedDense(Layer):
     r"""Affine map through the **transpose** of another Dense layer's matrix: tied weights.
 
@@ -110,22 +117,13 @@ class TiedDense(Layer):
     """
 
     def __init__(self, source: "Dense"):
-        super().__init__()
         if not isinstance(source, Dense):
             raise TypeError(f"TiedDense: source must be a Dense layer, got {type(source).__name__}")
         self.source = source
         self.n_in, self.n_out = source.n_out, source.n_in
+        self.dtype = source.dtype
         self.params = {"b": Param(np.zeros(self.n_out, source.dtype), decay=False)}
         self.tied_to = None  # the source's path inside the model's encoder, set by the Autoencoder (for saving)
-        self._c_x = None
-
-    @property
-    def dtype(self):
-        return self.source.dtype
-
-    @dtype.setter
-    def dtype(self, value):  # Layer.astype assigns it; the dtype follows the source's W
-        pass
 
     @property
     def W(self) -> np.ndarray:
@@ -136,39 +134,58 @@ class TiedDense(Layer):
     def b(self) -> np.ndarray:
         return self.params["b"].value
 
-    def forward(self, x, training=True):
-        if self.b.dtype != self.source.dtype:
-            raise TypeError(f"TiedDense: its bias is {self.b.dtype} but the tied matrix is {self.source.dtype}; "
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if self.dtype != self.source.dtype:
+            raise TypeError(f"TiedDense: its bias is {self.dtype} but the tied matrix is {self.source.dtype}; "
                             "convert the whole model with astype")
         x = _checks.check_input(x, (None, self.n_in), "TiedDense", self.dtype)
-        self._c_x = x if training else None
+        self._cache = x if training else None
         y = x @ self.W.T
         y += self.b
         return y
 
     can_skip_dx = True
 
-    def backward(self, dy, need_dx=True):
-        x = self._c_x
-        dy = _checks.check_grad(dy, None if x is None else (x.shape[0], self.n_out), self.dtype, "TiedDense")
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        x = self._cached("TiedDense")
+        dy = _checks.check_grad(dy, (x.shape[0], self.n_out), self.dtype, "TiedDense")
         self.source.params["W"].grad += dy.T @ x
         self.params["b"].grad += dy.sum(axis=0)
         return dy @ self.W if need_dx else None
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple) -> tuple:
         if tuple(input_shape) != (self.n_in,):
             raise ValueError(f"TiedDense: expected input of shape (N, {self.n_in}), got (N, {', '.join(map(str, input_shape))})")
         return (self.n_out,)
 
-    def config(self):
+    def config(self) -> dict:
         if self.tied_to is None:
             raise ValueError("TiedDense.config: only a TiedDense inside an Autoencoder whose encoder holds its source can be saved")
         return {"type": "TiedDense", "tied_to": self.tied_to}
 
-    def extra_repr(self):
+    @classmethod
+    def from_config(cls, cfg: dict, context) -> "TiedDense":
+        if set(cfg) != {"type", "tied_to"} or not isinstance(cfg["tied_to"], str):
+            raise ValueError("expected {'type': 'TiedDense', 'tied_to': <path of a Dense in the encoder>}")
+        layer = cls(context.layer_at(cfg["tied_to"]))
+        layer.tied_to = cfg["tied_to"]
+        return layer
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list:
+        from .activations import Tanh
+
+        (_, dense, x), = Dense.examples(rng)
+        tied = cls(dense)
+        tied.params["b"].value[...] = rng.standard_normal(dense.n_in)
+        # W used twice, x @ W then tanh(.) @ W.T: its gradient is the sum of both uses
+        return [("Dense-Tanh-TiedDense (one W, two uses)", Sequential(dense, Tanh(), tied), x)]
+
+    def extra_repr(self) -> str:
         return f"{self.n_in}, {self.n_out}, W = " + (f"encoder.{self.tied_to}.W.T" if self.tied_to else "source.W.T")
 
 
+@LAYERS.register
 class Flatten(Layer):
     """Reshape ``(N, d1, d2, ...)`` to ``(N, d1*d2*...)``; backward reshapes ``dy`` back.
 
@@ -176,27 +193,28 @@ class Flatten(Layer):
     ``dy`` in the input's shape (the adjoint of a reshape is the inverse reshape).
     """
 
-    def __init__(self):
-        super().__init__()
-        self._c_shape = None
-
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.as_float_array(x, "Flatten")
         if x.ndim < 2:
             raise ValueError(f"Flatten: expected input of shape (N, d1, ...) with at least 2 axes, got {x.shape}")
         _checks.check_finite(x, "Flatten")
-        self._c_shape = (x.shape, x.dtype) if training else None
+        self._cache = (x.shape, x.dtype) if training else None
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy):
-        shape, dtype = self._c_shape or (None, None)
-        dy = _checks.check_grad(dy, None if shape is None else (shape[0], math.prod(shape[1:])), dtype, "Flatten")
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        shape, dtype = self._cached("Flatten")
+        dy = _checks.check_grad(dy, (shape[0], math.prod(shape[1:])), dtype, "Flatten")
         return dy.reshape(shape)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple) -> tuple:
         return (math.prod(input_shape),)
 
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list:
+        return [("Flatten", cls(), rng.standard_normal((2, 3, 2, 2)))]
 
+
+@LAYERS.register
 class Reshape(Layer):
     """Reshape each sample: ``(N, *S_in)`` -> ``(N, *shape)`` with ``prod(S_in) == prod(shape)``.
 
@@ -204,7 +222,6 @@ class Reshape(Layer):
     """
 
     def __init__(self, shape: tuple):
-        super().__init__()
         if isinstance(shape, (int, np.integer)):
             shape = (shape,)
         try:
@@ -214,9 +231,8 @@ class Reshape(Layer):
         if not shape or min(shape) < 1:
             raise ValueError(f"Reshape: shape must be a non-empty tuple of positive ints, got {shape}")
         self.shape = shape
-        self._c_shape = None
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.as_float_array(x, "Reshape")
         if x.ndim < 2 or math.prod(x.shape[1:]) != math.prod(self.shape):
             raise ValueError(
@@ -224,22 +240,26 @@ class Reshape(Layer):
                 f"(to reshape to {_checks.fmt_shape((None,) + self.shape)}), got {x.shape}"
             )
         _checks.check_finite(x, "Reshape")
-        self._c_shape = (x.shape, x.dtype) if training else None
+        self._cache = (x.shape, x.dtype) if training else None
         return x.reshape((x.shape[0],) + self.shape)
 
-    def backward(self, dy):
-        shape, dtype = self._c_shape or (None, None)
-        dy = _checks.check_grad(dy, None if shape is None else (shape[0],) + self.shape, dtype, "Reshape")
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        shape, dtype = self._cached("Reshape")
+        dy = _checks.check_grad(dy, (shape[0],) + self.shape, dtype, "Reshape")
         return dy.reshape(shape)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple) -> tuple:
         if math.prod(input_shape) != math.prod(self.shape):
             raise ValueError(f"Reshape: cannot reshape {tuple(input_shape)} to {self.shape}")
         return self.shape
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "Reshape", "shape": list(self.shape)}
 
-    def extra_repr(self):
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list:
+        return [("Reshape((3, 4))", cls((3, 4)), rng.standard_normal((2, 12)))]
+
+    def extra_repr(self) -> str:
         return repr(self.shape)
 

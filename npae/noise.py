@@ -10,6 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
+from .registry import Registry
+
+#: every noise class, by name (what a saved model's description may name)
+NOISES = Registry("noise")
 
 
 def _prep(x, rng, where):
@@ -26,6 +30,7 @@ def _probability(p, where):
     return p
 
 
+@NOISES.register
 class GaussianNoise:
     """``x + std * eps``, ``eps ~ N(0, 1)`` element-wise, then clipped to ``clip`` (None: no clip).
 
@@ -41,35 +46,37 @@ class GaussianNoise:
             clip = (lo, hi)
         self.clip = clip
 
-    def __call__(self, x, rng):
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = _prep(x, rng, "GaussianNoise")
         y = x + rng.standard_normal(x.shape, dtype=x.dtype) * x.dtype.type(self.std)
         return np.clip(y, *self.clip, out=y) if self.clip else y
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "GaussianNoise", "std": self.std, "clip": None if self.clip is None else list(self.clip)}
 
     def __repr__(self):
         return f"GaussianNoise(std={self.std}, clip={self.clip})"
 
 
+@NOISES.register
 class MaskingNoise:
     """Set each element to 0 independently with probability ``p`` (Vincent et al., 2008)."""
 
     def __init__(self, p: float):
         self.p = _probability(p, "MaskingNoise")
 
-    def __call__(self, x, rng):
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = _prep(x, rng, "MaskingNoise")
         return np.where(rng.random(x.shape) < self.p, x.dtype.type(0), x)
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "MaskingNoise", "p": self.p}
 
     def __repr__(self):
         return f"MaskingNoise(p={self.p})"
 
 
+@NOISES.register
 class SaltAndPepper:
     """With probability ``p`` replace an element by ``low`` or ``high`` (each with chance 1/2)."""
 
@@ -77,13 +84,13 @@ class SaltAndPepper:
         self.p = _probability(p, "SaltAndPepper")
         self.low, self.high = float(low), float(high)
 
-    def __call__(self, x, rng):
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = _prep(x, rng, "SaltAndPepper")
         u = rng.random(x.shape)
         salt = np.where(rng.random(x.shape) < 0.5, x.dtype.type(self.high), x.dtype.type(self.low))
         return np.where(u < self.p, salt, x)
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "SaltAndPepper", "p": self.p, "low": self.low, "high": self.high}
 
     def __repr__(self):

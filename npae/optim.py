@@ -14,6 +14,10 @@ import numpy as np
 
 from . import _checks
 from .core import Param
+from .registry import Registry
+
+#: every optimizer class, by name (what a checkpoint may name)
+OPTIMIZERS = Registry("optimizer")
 
 
 def sgd_update(w, g, v, lr, momentum):
@@ -114,6 +118,7 @@ class Optimizer:
         return f"{type(self).__name__}({len(self.params)} params, {hyper}, step={self.t})"
 
 
+@OPTIMIZERS.register
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum; see :func:`sgd_update`."""
 
@@ -134,6 +139,7 @@ class SGD(Optimizer):
         v[...] = v_new
 
 
+@OPTIMIZERS.register
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias correction; see :func:`adam_update`."""
 

@@ -36,6 +36,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
+from .registry import Registry
+
+#: every penalty class, by name (what a saved model's description may name)
+PENALTIES = Registry("penalty")
 
 
 def _code(h, where):
@@ -46,29 +50,57 @@ def _code(h, where):
     return h
 
 
-class L1Activity:
+class Penalty:
+    """An activity penalty on the code: ``value, dh = penalty(h)``.
+
+    What a model asks of it (defaults for a penalty of the code alone):
+    ``bind(encoder)`` a copy tied to the model's encoder, for a penalty that reads its
+    weights (Contractive); ``weight_grads(h)`` the part of the gradient that goes to those
+    weights directly, as ``[(Param, array)]``; ``kink_state(h)`` where its kinks lie, for
+    gradient checks; ``config()`` its arguments, for saving.
+    """
+
+    def __call__(self, h: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def bind(self, encoder) -> "Penalty":
+        return self
+
+    def weight_grads(self, h: np.ndarray) -> list:
+        return []
+
+    def kink_state(self, h: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def config(self) -> dict:
+        raise NotImplementedError
+
+
+@PENALTIES.register
+class L1Activity(Penalty):
     """``P = lam * mean_n sum_k |h[n, k]|``; see the module docstring."""
 
     def __init__(self, lam: float):
         self.lam = _checks.nonneg_float(lam, "lam", "L1Activity")
 
-    def __call__(self, h):
+    def __call__(self, h: np.ndarray) -> tuple[float, np.ndarray]:
         h = _code(h, "L1Activity")
         n = h.shape[0]
         value = self.lam * float(np.abs(h).sum()) / n
         return value, np.sign(h) * h.dtype.type(self.lam / n)
 
-    def kink_state(self, h):
+    def kink_state(self, h: np.ndarray) -> np.ndarray:
         return np.sign(h)
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "L1Activity", "lam": self.lam}
 
     def __repr__(self):
         return f"L1Activity(lam={self.lam})"
 
 
-class KLSparsity:
+@PENALTIES.register
+class KLSparsity(Penalty):
     """``P = beta * sum_k KL(rho || rho_hat[k])``, ``rho_hat`` the batch-mean activation."""
 
     EPS = 1e-7
@@ -80,7 +112,7 @@ class KLSparsity:
         self.rho = rho
         self.beta = _checks.nonneg_float(beta, "beta", "KLSparsity")
 
-    def __call__(self, h):
+    def __call__(self, h: np.ndarray) -> tuple[float, np.ndarray]:
         h = _code(h, "KLSparsity")
         if h.min() < 0 or h.max() > 1:
             raise ValueError(
@@ -94,20 +126,21 @@ class KLSparsity:
         d = (self.beta / n) * (-rho / r + (1 - rho) / (1 - r))
         return value, np.broadcast_to(d.astype(h.dtype), h.shape).copy()
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "KLSparsity", "rho": self.rho, "beta": self.beta}
 
     def __repr__(self):
         return f"KLSparsity(rho={self.rho}, beta={self.beta})"
 
 
+@PENALTIES.register
 class WeightDecay:
     """``P = (lam / 2) * sum ||W||**2`` over params with ``decay=True``; ``dP/dW = lam * W``."""
 
     def __init__(self, lam: float):
         self.lam = _checks.nonneg_float(lam, "lam", "WeightDecay")
 
-    def __call__(self, named_params):
+    def __call__(self, named_params) -> tuple[float, dict]:
         value, grads = 0.0, {}
         for name, p in (named_params.items() if isinstance(named_params, dict) else named_params):
             if p.decay:
@@ -115,14 +148,15 @@ class WeightDecay:
                 grads[name] = p.value * p.dtype.type(self.lam)
         return value, grads
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "WeightDecay", "lam": self.lam}
 
     def __repr__(self):
         return f"WeightDecay(lam={self.lam})"
 
 
-class Contractive:
+@PENALTIES.register
+class Contractive(Penalty):
     r"""The contractive penalty ``P = lam * (1/N) sum_n ||J(x_n)||_F**2`` (Rifai et al., 2011).
 
     For a one-layer dense encoder ``h = s(a)``, ``a = x @ W + b`` (x: (N, D), W: (D, K), h: (N, K)),
@@ -177,7 +211,7 @@ class Contractive:
             return 1 - h * h, -2 * h
         return (h > 0).astype(h.dtype), np.zeros_like(h)
 
-    def jacobian_norms(self, h):
+    def jacobian_norms(self, h: np.ndarray) -> np.ndarray:
         """``||J(x_n)||_F**2`` for each sample (N,), from the code h = encoder(x)."""
         h = self._check(h)
         d, _ = self._derivative(h)
@@ -192,7 +226,7 @@ class Contractive:
             raise ValueError(f"Contractive: expected a code of shape (N, {self.dense.n_out}), got {h.shape}")
         return h
 
-    def __call__(self, h):
+    def __call__(self, h: np.ndarray) -> tuple[float, np.ndarray]:
         h = self._check(h)
         n = h.shape[0]
         d, dd = self._derivative(h)
@@ -201,14 +235,14 @@ class Contractive:
         dh = (2 * self.lam / n) * (d * dd) * w
         return value, dh.astype(h.dtype, copy=False)
 
-    def weight_grads(self, h):
+    def weight_grads(self, h: np.ndarray) -> list:
         """The direct term ``[(W's Param, 2 lam W * mean_n d**2)]``, added to W.grad by the Autoencoder."""
         h = self._check(h)
         d, _ = self._derivative(h)
         mean_d2 = (d * d).mean(axis=0)
         return [(self.dense.params["W"], self.dense.W * (2 * self.lam * mean_d2).astype(h.dtype))]
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": "Contractive", "lam": self.lam}
 
     def __repr__(self):

@@ -1,6 +1,9 @@
 """The training loop: shuffled mini-batches, one optimizer step per batch, a history of
 every term of the objective per epoch, progress, checkpoints and exact resume.
 
+``fit(model, x, ...)`` trains any model with the protocol of :class:`npae.autoencoders.Model`
+(``loss_and_grads``, ``evaluate``, ``TERMS``, ``as_batch``, ``named_params``).
+
 Reproducibility: everything random in a run (the shuffling and the noise of a
 denoising model) is drawn from the one ``rng`` given to ``fit``. A checkpoint stores the
 weights, the optimizer state, the generator's state and the history after each epoch;
@@ -20,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from . import _checks
+from . import _checks, io
 from .optim import Adam
 
 VALIDATION_SEED = 0
@@ -46,15 +49,15 @@ class History:
     def __len__(self) -> int:
         return len(self.rows)
 
+    # The saved form, in history.json and in checkpoints: {"rows": [{column: value}], "stop_reason": str | None}
     def to_dict(self) -> dict:
         return {"rows": self.rows, "stop_reason": self.stop_reason}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        rows = d["rows"]
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise ValueError("rows must be a list of objects")
-        return cls(rows, d.get("stop_reason"))
+        if not isinstance(d, dict) or not isinstance(d.get("rows"), list) or not all(isinstance(r, dict) for r in d["rows"]):
+            raise ValueError("expected {'rows': [objects], 'stop_reason': ...}")
+        return cls(d["rows"], d.get("stop_reason"))
 
     def __repr__(self) -> str:
         return f"History({len(self.rows)} epochs, stop_reason={self.stop_reason!r})"
@@ -92,15 +95,27 @@ class _Progress:
             self.out.flush()
 
 
-def _restore(model, optimizer, rng, snap):
+def _snapshot(model, optimizer, rng: np.random.Generator) -> dict:
+    """Everything an epoch changes: weights, buffers, the optimizer, and every generator."""
+    return {"params": {k: p.value.copy() for k, p in model.named_params()},
+            "buffers": {k: b.copy() for k, b in model.named_buffers()},
+            "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
+            "generators": [g.bit_generator.state for g in model.generators()]}
+
+
+def _restore(model, optimizer, rng: np.random.Generator, snap: dict) -> None:
     for n, p in model.named_params():
         p.value[...] = snap["params"][n]
+    for n, b in model.named_buffers():
+        b[...] = snap["buffers"][n]
     optimizer.load_state_dict(snap["optimizer"])
     rng.bit_generator.state = snap["rng"]
+    for g, state in zip(model.generators(), snap["generators"]):
+        g.bit_generator.state = state
 
 
-def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=None, rng=None,
-        verbose=True, checkpoint=None, resume=None, out=None) -> History:
+def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validation_data=None,
+        rng: np.random.Generator | None = None, verbose: bool = True, checkpoint=None, resume=None, out=None) -> History:
     """Train ``model`` on ``x`` for ``epochs`` epochs (counting from the start, also when resuming).
 
     Parameters
@@ -117,8 +132,6 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
     A NaN or infinite loss stops training, restores the weights (and optimizer and generator)
     of the last completed epoch, and sets ``history.stop_reason``; so does Ctrl-C.
     """
-    from . import io
-
     where = "fit"
     out = sys.stdout if out is None else out
     epochs = _checks.positive_int(epochs, "epochs", where)
@@ -129,7 +142,8 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
     history, start = History(), 0
     if resume is not None:
         state = io.load_checkpoint(resume)
-        io.assign_params(model, {f"param/{n}": p.value for n, p in state["model"].named_params()}, resume)
+        io.assign(model, {**{f"param/{n}": p.value for n, p in state["model"].named_params()},
+                          **{f"buffer/{n}": b for n, b in state["model"].named_buffers()}}, resume)
         if optimizer is None:
             optimizer = state["optimizer"](model.named_params())
         elif type(optimizer) is not state["optimizer"]:
@@ -137,9 +151,15 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
         try:
             optimizer.load_state_dict(state["optimizer_state"])
             rng.bit_generator.state = state["rng_state"]
+            layer_rngs = state["extra"].get("generators", [])
+            if len(layer_rngs) != len(model.generators()):
+                raise ValueError(f"{len(layer_rngs)} layer generator states for {len(model.generators())} generators")
+            for g, g_state in zip(model.generators(), layer_rngs):
+                g.bit_generator.state = g_state
+            history = History.from_dict(state["history"])
         except (ValueError, TypeError, KeyError) as exc:
             raise io.ModelFileError(f"{resume}: cannot restore the training state: {exc}") from None
-        history, start = state["history"], state["epoch"]
+        start = state["epoch"]
         if verbose:
             print(f"resumed from {resume} after epoch {start}", file=out)
     optimizer = Adam(model.named_params()) if optimizer is None else optimizer
@@ -148,8 +168,8 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
     n_batches = -(-n // batch_size)
     history.stop_reason = None
     for epoch in range(start + 1, epochs + 1):
-        snap = {"params": {k: p.value.copy() for k, p in model.named_params()},
-                "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state, "rows": len(history)}
+        snap = _snapshot(model, optimizer, rng)
+        rows_before = len(history)
         progress = _Progress(out, verbose, epoch, epochs, n_batches)
         t0 = time.perf_counter()
         try:
@@ -176,11 +196,12 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
                 row.update({f"val_{t}": val[t] for t in model.TERMS})
             history.append(row)
             if checkpoint is not None:
-                io.save_checkpoint(checkpoint, model, optimizer, rng, history, epoch)
+                io.save_checkpoint(checkpoint, model, optimizer, rng, history.to_dict(), epoch,
+                                   extra={"generators": [g.bit_generator.state for g in model.generators()]})
         except _checks.NonFiniteError as exc:
             progress.clear()
             _restore(model, optimizer, rng, snap)
-            del history.rows[snap["rows"]:]
+            del history.rows[rows_before:]
             history.stop_reason = f"diverged in epoch {epoch}: {exc}"
             message = (f"training stopped: {history.stop_reason}; the weights are those after epoch {epoch - 1} "
                        f"(try a smaller learning rate)")
@@ -191,7 +212,7 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
         except KeyboardInterrupt:
             progress.clear()
             _restore(model, optimizer, rng, snap)
-            del history.rows[snap["rows"]:]
+            del history.rows[rows_before:]
             history.stop_reason = f"interrupted in epoch {epoch}"
             if verbose:
                 print(f"interrupted: keeping the weights after epoch {epoch - 1}"
@@ -202,8 +223,8 @@ def fit(model, x, *, epochs, batch_size=128, optimizer=None, validation_data=Non
     return history
 
 
-def _training_array(model, x, what):
-    x = model._as_input(x, "fit")
+def _training_array(model, x, what: str) -> np.ndarray:
+    x = model.as_batch(x, "fit")
     if x.dtype != model.dtype:
         raise TypeError(f"fit: {what} is {x.dtype} but the model is {model.dtype}; "
                         f"convert with {what}.astype(np.{model.dtype.name})")

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, assume, settings
 from hypothesis import strategies as st
 
 import npae
-import reference as ref
+from npae import reference as ref
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 paddings = st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import npae
-from npae import autoencoders as A
+from npae import families as A
 from npae.gradcheck import check_model
 from npae.noise import GaussianNoise, MaskingNoise
 from npae.penalties import L1Activity, WeightDecay

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import npae
-from npae import autoencoders as A
+from npae import families as A
+from npae.train import fit
 from npae.gradcheck import check_model
 from npae.layers import Dense, TiedDense
 from npae.penalties import Contractive
@@ -120,7 +121,7 @@ def test_tied_errors(tmp_path):
         A.multilayer((32, 16, 8), tied=True)
     stranger = Dense(784, 8)
     with pytest.raises(ValueError, match="not in the encoder"):
-        A.Autoencoder(npae.Sequential(Dense(784, 8), npae.ReLU()), npae.Sequential(TiedDense(stranger), npae.Sigmoid()),
+        npae.Autoencoder(npae.Sequential(Dense(784, 8), npae.ReLU()), npae.Sequential(TiedDense(stranger), npae.Sigmoid()),
                       input_shape=(784,))
     with pytest.raises(ValueError, match="inside an Autoencoder"):
         TiedDense(stranger).config()
@@ -209,7 +210,7 @@ def test_checker_fails_when_a_contractive_term_is_dropped(drop, monkeypatch):
 
 def test_contractive_binds_a_copy_and_refuses_other_encoders():
     pen = Contractive(0.1)
-    a = A.Autoencoder(npae.Sequential(Dense(784, 8), npae.Sigmoid()), npae.Sequential(Dense(8, 784), npae.Sigmoid()),
+    a = npae.Autoencoder(npae.Sequential(Dense(784, 8), npae.Sigmoid()), npae.Sequential(Dense(8, 784), npae.Sigmoid()),
                       code_penalty=pen, input_shape=(784,))
     assert pen.dense is None and a.code_penalty.dense is a.encoder[0]
     with pytest.raises(ValueError, match=r"Sequential\(Dense, ReLU, Dense, ReLU\)"):
@@ -229,7 +230,7 @@ def test_contractive_training_shrinks_the_jacobian():
     stats = {}
     for lam in (0.0, 1e-3):
         model = A.contractive(16, lam=lam, rng=np.random.default_rng(0))
-        model.fit(x, epochs=15, batch_size=32, rng=np.random.default_rng(0), verbose=False)
+        fit(model, x, epochs=15, batch_size=32, rng=np.random.default_rng(0), verbose=False)
         h = model.encode(x)
         jac = float(Contractive(1.0).bind(model.encoder).jacobian_norms(h).mean())
         spread = float(np.mean(np.linalg.norm(h[:128] - h[128:], axis=1)))
@@ -253,7 +254,7 @@ def test_vae_objective_gradcheck_with_eps_fixed(likelihood):
     assert sum(e.kinks for e in report.entries) == 0
 
 
-def tiny_vae(cls=A.VAE, seed=0):
+def tiny_vae(cls=npae.VAE, seed=0):
     """10 inputs, 5 hidden, latent 2: small enough to check every coordinate."""
     rng = np.random.default_rng(seed)
     enc = npae.Sequential(Dense(10, 5, rng=rng, dtype=np.float64), npae.Tanh(), Dense(5, 4, rng=rng, dtype=np.float64))
@@ -268,7 +269,7 @@ def test_vae_every_coordinate_and_a_wrong_sampling_backward_fails():
     report = check_model(model, x, samples=None, threshold=1e-7)  # tanh: smooth, so the tight threshold
     assert report.passed, str(report)
 
-    class ForgetsTheHalf(A.VAE):  # d sigma / d logvar taken as sigma instead of sigma / 2
+    class ForgetsTheHalf(npae.VAE):  # d sigma / d logvar taken as sigma instead of sigma / 2
         @staticmethod
         def _through_sampling(dz, eps, sigma):
             return dz, dz * eps * sigma
@@ -311,21 +312,21 @@ def test_vae_terms_by_hand():
 def test_kl_closed_form_against_monte_carlo():
     rng = np.random.default_rng(0)
     mu, logvar = rng.normal(0, 1, (1, 4)), rng.normal(0, 0.7, (1, 4))
-    closed = A.VAE.kl(mu, logvar)[0]
+    closed = npae.VAE.kl(mu, logvar)[0]
     sigma = np.exp(logvar / 2)
     z = mu + sigma * rng.standard_normal((400_000, 4))
     log_q = -0.5 * (((z - mu) / sigma) ** 2 + logvar + np.log(2 * np.pi)).sum(1)
     log_p = -0.5 * (z ** 2 + np.log(2 * np.pi)).sum(1)
     samples = log_q - log_p
     assert abs(samples.mean() - closed) < 4 * samples.std() / np.sqrt(len(samples))
-    assert A.VAE.kl(np.zeros((3, 2)), np.zeros((3, 2)))[0] == 0.0  # q = p
+    assert npae.VAE.kl(np.zeros((3, 2)), np.zeros((3, 2)))[0] == 0.0  # q = p
 
 
 def test_vae_trains_and_samples():
     model = A.vae(2, 64, rng=np.random.default_rng(0))
     x = X[:512]
     before = model.evaluate(x, rng=np.random.default_rng(0))
-    history = model.fit(x, epochs=8, batch_size=64, rng=np.random.default_rng(0), verbose=False)
+    history = fit(model, x, epochs=8, batch_size=64, rng=np.random.default_rng(0), verbose=False)
     after = model.evaluate(x, rng=np.random.default_rng(0))
     assert after["total"] < 0.5 * before["total"], (before, after)
     assert after["kl"] > 0.5  # the code carries information about x (no posterior collapse)
@@ -351,7 +352,7 @@ def test_vae_errors():
     with pytest.raises(ValueError, match="sigma_x must be > 0"):
         A.vae(likelihood="gaussian", sigma_x=0.0)
     with pytest.raises(ValueError, match=r"2 \* latent"):
-        A.VAE(npae.Sequential(Dense(784, 3)), npae.Sequential(Dense(2, 784)), latent=2, input_shape=(784,))
+        npae.VAE(npae.Sequential(Dense(784, 3)), npae.Sequential(Dense(2, 784)), latent=2, input_shape=(784,))
     with pytest.raises(ValueError, match="positive"):
         model.sample(0, np.random.default_rng(0))
     with pytest.raises(TypeError, match="Generator"):
@@ -361,10 +362,10 @@ def test_vae_errors():
 def test_vae_resume_is_bit_for_bit(tmp_path):
     """eps is drawn from fit's generator, whose state the checkpoint keeps."""
     straight = A.vae(2, 32, rng=np.random.default_rng(0))
-    straight.fit(X, epochs=2, batch_size=128, rng=np.random.default_rng(1), verbose=False)
+    fit(straight, X, epochs=2, batch_size=128, rng=np.random.default_rng(1), verbose=False)
     first = A.vae(2, 32, rng=np.random.default_rng(0))
-    first.fit(X, epochs=1, batch_size=128, rng=np.random.default_rng(1), verbose=False, checkpoint=tmp_path / "c.npz")
+    fit(first, X, epochs=1, batch_size=128, rng=np.random.default_rng(1), verbose=False, checkpoint=tmp_path / "c.npz")
     resumed = A.vae(2, 32, rng=np.random.default_rng(7))
-    resumed.fit(X, epochs=2, batch_size=128, rng=np.random.default_rng(8), verbose=False, resume=tmp_path / "c.npz")
+    fit(resumed, X, epochs=2, batch_size=128, rng=np.random.default_rng(8), verbose=False, resume=tmp_path / "c.npz")
     for (n, a), (_, b) in zip(straight.named_params(), resumed.named_params()):
         np.testing.assert_array_equal(a.value, b.value, err_msg=n)

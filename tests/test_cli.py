@@ -41,10 +41,10 @@ def test_train_resume_continues(tmp_path, capsys):
 
 def test_denoising_figure_and_evaluate(tmp_path, capsys, monkeypatch):
     # a small denoiser stands in for the article's (the CLI path is the same)
-    from npae import autoencoders
+    from npae import families
 
-    monkeypatch.setitem(autoencoders.FAMILIES, "denoising",
-                        lambda rng, loss="mse": autoencoders.ordinary(code=8, rng=rng, loss=loss,
+    monkeypatch.setitem(families.FAMILIES, "denoising",
+                        lambda rng, loss="mse": families.ordinary(code=8, rng=rng, loss=loss,
                                                                  noise=npae.noise.GaussianNoise(0.5)))
     out = tmp_path / "den"
     assert main(["train", "denoising", "--epochs", "1", "--batch-size", "1000", "--out", str(out)]) == 0

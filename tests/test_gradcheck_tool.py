@@ -11,7 +11,7 @@ class DenseForgetsBatchSum(npae.Dense):
     """dW from the first sample only: right on a batch of one, wrong on any other."""
 
     def backward(self, dy):
-        x = self._c_x
+        x = self._cache
         self.params["W"].grad += np.outer(x[0], dy[0])
         self.params["b"].grad += dy.sum(0)
         return dy @ self.W.T

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from strategies import SETTINGS, conv_cases, pool_cases
 
 import npae
-from npae import gradcheck
+from npae import suite
 from npae.gradcheck import KINKED, SMOOTH, away_from_zero, check_function, check_layer, distinct_values
 
 def assert_passes(report, threshold):
@@ -134,7 +134,7 @@ def test_sequential_end_to_end():
 @pytest.mark.slow
 def test_builtin_suite_passes():
     """What `python -m npae gradcheck` runs."""
-    for title, thunk in gradcheck.builtin_checks(np.random.default_rng(1)):
+    for title, thunk in suite.builtin_checks(np.random.default_rng(1)):
         report = thunk()
         assert report.passed, str(report)
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import npae
-from npae import autoencoders as A
+from npae import families as A
+from npae.train import fit
 from npae.io import META, ModelFileError
 from npae.noise import GaussianNoise
 from npae.penalties import L1Activity
@@ -41,7 +42,7 @@ def assert_same_weights(a, b):
 def test_fit_history_and_output():
     model = small(code_penalty=L1Activity(1e-3))
     out = _io.StringIO()
-    history = model.fit(X, epochs=2, batch_size=64, validation_data=X_VAL, rng=np.random.default_rng(0), out=out)
+    history = fit(model, X, epochs=2, batch_size=64, validation_data=X_VAL, rng=np.random.default_rng(0), out=out)
     assert len(history) == 2 and history.stop_reason is None
     for key in ("train_reconstruction", "train_code_penalty", "train_total", "val_reconstruction", "seconds", "samples_per_s"):
         assert len(history[key]) == 2 and all(np.isfinite(history[key]))
@@ -54,14 +55,14 @@ def test_fit_history_and_output():
 
 def test_fit_quiet():
     out = _io.StringIO()
-    small().fit(X, epochs=1, rng=np.random.default_rng(0), verbose=False, out=out)
+    fit(small(), X, epochs=1, rng=np.random.default_rng(0), verbose=False, out=out)
     assert out.getvalue() == ""
 
 
 def test_fit_is_reproducible_with_the_same_seed():
     a, b = small(1), small(1)
-    a.fit(X, epochs=2, batch_size=50, rng=np.random.default_rng(5), verbose=False)
-    b.fit(X, epochs=2, batch_size=50, rng=np.random.default_rng(5), verbose=False)
+    fit(a, X, epochs=2, batch_size=50, rng=np.random.default_rng(5), verbose=False)
+    fit(b, X, epochs=2, batch_size=50, rng=np.random.default_rng(5), verbose=False)
     assert_same_weights(a, b)
 
 
@@ -84,7 +85,7 @@ def test_nan_stops_training_and_keeps_last_good_weights(tmp_path):
     opt = npae.optim.Adam(model.named_params())
     out = _io.StringIO()
     with pytest.warns(RuntimeWarning, match="diverged in epoch 2"):
-        history = model.fit(X, epochs=3, batch_size=100, optimizer=poison_at(opt, 9), rng=np.random.default_rng(0),
+        history = fit(model, X, epochs=3, batch_size=100, optimizer=poison_at(opt, 9), rng=np.random.default_rng(0),
                             checkpoint=tmp_path / "ck.npz", out=out)
     assert history.stop_reason.startswith("diverged in epoch 2") and len(history) == 1
     assert all(np.all(np.isfinite(p.value)) for _, p in model.named_params())
@@ -97,7 +98,7 @@ def test_nan_in_the_last_step_of_an_epoch_is_caught(tmp_path):
     model = small()
     opt = npae.optim.Adam(model.named_params())
     with pytest.warns(RuntimeWarning, match="after the last step"):
-        history = model.fit(X, epochs=2, batch_size=100, optimizer=poison_at(opt, 12), rng=np.random.default_rng(0),
+        history = fit(model, X, epochs=2, batch_size=100, optimizer=poison_at(opt, 12), rng=np.random.default_rng(0),
                             checkpoint=tmp_path / "ck.npz", verbose=False)  # step 12 ends epoch 2
     assert len(history) == 1
     assert_same_weights(model, npae.load(tmp_path / "ck.npz"))
@@ -128,7 +129,7 @@ def test_a_diverging_learning_rate_stops_cleanly(tmp_path):
                              input_shape=(784,))
     opt = raise_lr_at(npae.optim.SGD(model.named_params(), lr=1e-2), 7, 1e30)  # 6 steps an epoch
     with pytest.warns(RuntimeWarning, match="diverged in epoch 2"):
-        history = model.fit(X, epochs=4, batch_size=100, optimizer=opt, rng=np.random.default_rng(0),
+        history = fit(model, X, epochs=4, batch_size=100, optimizer=opt, rng=np.random.default_rng(0),
                             checkpoint=tmp_path / "ck.npz", verbose=False)
     assert history.stop_reason.startswith("diverged in epoch 2") and len(history) == 1
     assert all(np.all(np.isfinite(p.value)) for _, p in model.named_params())
@@ -152,7 +153,7 @@ def test_ctrl_c_keeps_the_last_completed_epoch(tmp_path):
     model = small()
     opt = npae.optim.Adam(model.named_params())
     ckpt = tmp_path / "ck.npz"
-    history = model.fit(X, epochs=3, batch_size=100, optimizer=interrupt_at(opt, 9), rng=np.random.default_rng(0),
+    history = fit(model, X, epochs=3, batch_size=100, optimizer=interrupt_at(opt, 9), rng=np.random.default_rng(0),
                         checkpoint=ckpt, out=_io.StringIO())  # 6 steps an epoch: stops in epoch 2
     assert history.stop_reason == "interrupted in epoch 2" and len(history) == 1
     assert_same_weights(model, npae.load(ckpt))  # the weights after epoch 1, also on disk
@@ -162,17 +163,17 @@ def test_resume_is_bit_for_bit(tmp_path):
     """An interrupted and resumed run ends with exactly the weights of an uninterrupted one."""
     kw = dict(noise=GaussianNoise(0.3), code_penalty=L1Activity(1e-4))  # the rng also draws noise
     straight = small(3, **kw)
-    h1 = straight.fit(X, epochs=3, batch_size=64, rng=np.random.default_rng(11), verbose=False,
+    h1 = fit(straight, X, epochs=3, batch_size=64, rng=np.random.default_rng(11), verbose=False,
                       validation_data=X_VAL)
 
     ckpt = tmp_path / "run.npz"
     first = small(3, **kw)
     opt = npae.optim.Adam(first.named_params())
-    first.fit(X, epochs=3, batch_size=64, optimizer=interrupt_at(opt, 15), rng=np.random.default_rng(11),
+    fit(first, X, epochs=3, batch_size=64, optimizer=interrupt_at(opt, 15), rng=np.random.default_rng(11),
               checkpoint=ckpt, verbose=False, validation_data=X_VAL)  # 10 steps an epoch: dies in epoch 2
 
     resumed = small(99, **kw)  # a new process: other initial weights, another generator
-    h2 = resumed.fit(X, epochs=3, batch_size=64, rng=np.random.default_rng(12345), resume=ckpt,
+    h2 = fit(resumed, X, epochs=3, batch_size=64, rng=np.random.default_rng(12345), resume=ckpt,
                      checkpoint=ckpt, out=_io.StringIO(), validation_data=X_VAL)
     assert_same_weights(straight, resumed)
     assert h2["train_total"] == h1["train_total"] and h2["val_reconstruction"] == h1["val_reconstruction"]
@@ -183,12 +184,12 @@ def test_resume_errors(tmp_path):
     model = small()
     npae.save(model, tmp_path / "model.npz")
     with pytest.raises(ModelFileError, match="not a checkpoint"):
-        model.fit(X, epochs=2, resume=tmp_path / "model.npz", verbose=False)
-    model.fit(X, epochs=1, checkpoint=tmp_path / "ck.npz", rng=np.random.default_rng(0), verbose=False)
+        fit(model, X, epochs=2, resume=tmp_path / "model.npz", verbose=False)
+    fit(model, X, epochs=1, checkpoint=tmp_path / "ck.npz", rng=np.random.default_rng(0), verbose=False)
     with pytest.raises(ModelFileError, match="the architecture needs"):
-        A.ordinary(code=8).fit(X, epochs=2, resume=tmp_path / "ck.npz", verbose=False)
+        fit(A.ordinary(code=8), X, epochs=2, resume=tmp_path / "ck.npz", verbose=False)
     with pytest.raises(ValueError, match="trained with Adam"):
-        small().fit(X, epochs=2, resume=tmp_path / "ck.npz", optimizer=npae.optim.SGD(small().named_params(), lr=0.1))
+        fit(small(), X, epochs=2, resume=tmp_path / "ck.npz", optimizer=npae.optim.SGD(small().named_params(), lr=0.1))
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
@@ -198,18 +199,18 @@ def test_resume_errors(tmp_path):
 ])
 def test_fit_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
-        small().fit(X, verbose=False, **kwargs)
+        fit(small(), X, verbose=False, **kwargs)
 
 
 def test_fit_bad_data():
     with pytest.raises(TypeError, match="float64 but the model is float32"):
-        small().fit(X.astype(np.float64), epochs=1)
+        fit(small(), X.astype(np.float64), epochs=1)
     with pytest.raises(ValueError, match=r"\(N, 784\)"):
-        small().fit(X[:, :100], epochs=1)
+        fit(small(), X[:, :100], epochs=1)
     bad = X.copy()
     bad[3, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        small().fit(bad, epochs=1)
+        fit(small(), bad, epochs=1)
 
 
 # -- save / load ----------------------------------------------------------------------------
@@ -330,7 +331,7 @@ def test_killing_the_process_mid_save_leaves_a_loadable_file(tmp_path):
     npae.save(A.multilayer(rng=np.random.default_rng(0)), path)
     script = textwrap.dedent(f"""
         import numpy as np, npae, sys
-        model = npae.autoencoders.multilayer(rng=np.random.default_rng(1))
+        model = npae.families.multilayer(rng=np.random.default_rng(1))
         print("ready", flush=True)
         while True:
             npae.save(model, {str(path)!r})
@@ -351,9 +352,9 @@ def test_killing_the_process_mid_save_leaves_a_loadable_file(tmp_path):
 
 def test_checkpoint_holds_everything(tmp_path):
     model = small()
-    model.fit(X, epochs=1, checkpoint=tmp_path / "ck.npz", rng=np.random.default_rng(0), verbose=False)
+    fit(model, X, epochs=1, checkpoint=tmp_path / "ck.npz", rng=np.random.default_rng(0), verbose=False)
     state = npae.io.load_checkpoint(tmp_path / "ck.npz")
-    assert state["epoch"] == 1 and len(state["history"]) == 1
+    assert state["epoch"] == 1 and len(state["history"]["rows"]) == 1
     assert state["optimizer"] is npae.optim.Adam and int(state["optimizer_state"]["step"]) == 5  # 600 / 128
     assert state["rng_state"]["bit_generator"] == "PCG64"
     with zipfile.ZipFile(tmp_path / "ck.npz") as z:
@@ -367,10 +368,10 @@ class Terminal(_io.StringIO):
 
 def test_progress_bar_only_on_a_terminal():
     out = Terminal()
-    small().fit(X, epochs=1, batch_size=100, rng=np.random.default_rng(0), out=out)
+    fit(small(), X, epochs=1, batch_size=100, rng=np.random.default_rng(0), out=out)
     text = out.getvalue()
     assert "\repoch 1/1 [" in text and "6/6" in text  # the bar reached the last batch
     assert text.rstrip().splitlines()[-1].lstrip("\r ").startswith("epoch 1/1  train rec")
     plain = _io.StringIO()
-    small().fit(X, epochs=1, batch_size=100, rng=np.random.default_rng(0), out=plain)
+    fit(small(), X, epochs=1, batch_size=100, rng=np.random.default_rng(0), out=plain)
     assert "[" not in plain.getvalue() and "\r" not in plain.getvalue()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from strategies import SETTINGS, conv_cases, fits, paddings, pool_cases
 
 import npae
-import reference as ref
+from npae import reference as ref
 from tolerances import assert_adjoint
 
 REF_SETTINGS = settings(SETTINGS, max_examples=40)
@@ -50,7 +50,7 @@ def test_conv2d_every_kernel_matches_loops(c_in, c_out, padding, kernel, fast):
     layer = npae.Conv2D(c_in, c_out, (3, 2), padding=padding, rng=rng, dtype=np.float64)
     layer.fast = fast
     layer.params["b"].value[...] = rng.standard_normal(c_out)
-    assert layer._kernel() == (kernel if fast else "strided")
+    assert layer.kernel == (kernel if fast else "strided")
     x = rng.standard_normal((2, c_in, 6, 5))
     y = layer.forward(x)
     close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
@@ -175,12 +175,12 @@ def test_linear_layer_adjoints(make, shape):
 
 
 def test_kernel_offsets_index_the_windows_as_defined():
-    """``_offsets`` yields, for each (u, v), the slice xp[..., i*sh + u, j*sw + v] over all (i, j)."""
-    from npae.conv import _offsets
+    """``offsets`` yields, for each (u, v), the slice xp[..., i*sh + u, j*sw + v] over all (i, j)."""
+    from npae.windows import offsets
 
     xp = np.arange(2 * 1 * 7 * 6, dtype=np.float64).reshape(2, 1, 7, 6)
     seen = []
-    for u, v, window in _offsets((2, 3), (2, 1), (3, 4)):
+    for u, v, window in offsets((2, 3), (2, 1), (3, 4)):
         seen.append((u, v))
         for i in range(3):
             for j in range(4):

@@ -1,11 +1,17 @@
-"""Loop-based reference implementations, written for reading, not for speed.
+"""The definitions: convolution, pooling and upsampling as loops, one output element at a time.
 
-Each follows its formula literally, one output element at a time, so that the
-vectorized layers in npae can be held to them (to 1e-12 in float64). They share no
-code with npae, not even the padding rule, which is re-derived here from TensorFlow's
-documentation: out = ceil(in / s), pad_total = max((out - 1) * s + k - in, 0),
-pad_before = pad_total // 2.
+Start here to learn what a layer computes; the layers in npae compute the same with
+NumPy's vectorized operations, and the tests (and ``python -m npae gradcheck``) hold every
+fast kernel to these loops in float64, to the rounding of the sums. They are written for
+reading, not for speed, and share no code with the rest of npae, not even the padding
+rule, which is re-derived here from TensorFlow's documentation:
+``out = ceil(in / s)``, ``pad_total = max((out - 1) * s + k - in, 0)``, ``pad_before = pad_total // 2``;
+an int p pads p on every side, ``"valid"`` not at all.
+
+Shapes: x (N, C, H, W), W (C_out, C_in, kh, kw), b (C_out,), y and dy (N, C_out, Ho, Wo).
 """
+
+from __future__ import annotations
 
 import math
 
