@@ -11,9 +11,8 @@ decoder undoes): the contraction ratio divides the code's movement by the mean d
 between the codes of two random test images, and the input's by that between the images.
 """
 
-import numpy as np
-
 import _common as C
+import numpy as np
 from _common import npae
 
 

@@ -3,9 +3,8 @@
     python demos/convolutional.py [--quick] [--data PATH]
 """
 
-import numpy as np
-
 import _common as C
+import numpy as np
 from _common import npae
 
 

@@ -6,9 +6,8 @@ Claim checked: trained on noisy inputs against clean targets, the autoencoder re
 the noise -- the MSE against the clean images of the noisy inputs and of the outputs.
 """
 
-import numpy as np
-
 import _common as C
+import numpy as np
 from _common import npae
 
 

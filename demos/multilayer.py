@@ -7,9 +7,8 @@ reduce dimension for visualization -- the test set in a 2-unit code, coloured by
 beside its first two principal components.
 """
 
-import numpy as np
-
 import _common as C
+import numpy as np
 from _common import npae
 
 

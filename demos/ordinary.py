@@ -8,9 +8,8 @@ reconstruction MSE against the code size for PCA, a linear autoencoder (which ca
 find PCA's subspace) and the nonlinear ordinary autoencoder.
 """
 
-import numpy as np
-
 import _common as C
+import numpy as np
 from _common import npae
 
 CODE_SIZES = (2, 8, 16, 32, 64)

@@ -6,9 +6,8 @@ Claim checked: the L1 activity penalty makes the code sparser (the Keras blog re
 mean activation of 3.33 against 7.30) at little cost in reconstruction.
 """
 
-import numpy as np
-
 import _common as C
+import numpy as np
 from _common import npae
 
 

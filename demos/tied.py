@@ -7,9 +7,8 @@ multilayer one); what does it cost in reconstruction? The shared matrix learns f
 of its uses: its gradient is the sum of the encoder's and the decoder's contributions.
 """
 
-import numpy as np
-
 import _common as C
+import numpy as np
 from _common import npae
 
 

@@ -12,9 +12,8 @@ in nats per image.
 
 import statistics
 
-import numpy as np
-
 import _common as C
+import numpy as np
 from _common import npae
 
 

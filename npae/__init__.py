@@ -5,10 +5,30 @@ windows, conv, pooling (and reference, the loop definitions) -> losses, penaltie
 optim, init -> gradcheck -> autoencoders, vae -> families -> train, io -> datasets.
 """
 
-from . import (activations, autoencoders, conv, core, datasets, download, families, gradcheck, init, io, layers,
-               losses, noise, optim, penalties, pooling, reference, train, vae, windows)
+from . import (
+               activations,
+               autoencoders,
+               conv,
+               core,
+               datasets,
+               download,
+               families,
+               gradcheck,
+               init,
+               io,
+               layers,
+               losses,
+               noise,
+               optim,
+               penalties,
+               pooling,
+               reference,
+               train,
+               vae,
+               windows,
+)
 from ._version import __version__
-from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from .activations import LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
 from .autoencoders import Autoencoder, Model
 from .conv import Conv2D
 from .core import Layer, Param, Sequential
@@ -25,7 +45,7 @@ from .vae import VAE
 
 __all__ = [
     "FAMILIES", "SGD", "VAE", "Adam", "Autoencoder", "Conv2D", "DataError", "Dense", "Flatten", "History", "Layer",
-    "LeakyReLU", "MaxPool2D", "Model", "ModelFileError", "Param", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh",
+    "LeakyReLU", "MaxPool2D", "Model", "ModelFileError", "Param", "ReLU", "Reshape", "Sequential", "Sigmoid", "Softplus", "Tanh",
     "TiedDense", "UpSampling2D", "__version__", "activations", "autoencoders", "bce", "conv", "core", "datasets",
     "download", "families", "fit", "glorot_uniform", "gradcheck", "he_normal", "init", "io", "layers", "load",
     "load_fashion_mnist", "load_mnist", "losses", "mse", "noise", "optim", "penalties", "pooling", "reference",

@@ -16,6 +16,7 @@ import json
 import pathlib
 import sys
 
+
 def _positive(kind):
     def parse(text):
         try:
@@ -82,6 +83,9 @@ def _train(args) -> int:
     from .train import fit
 
     (x_train, _), (x_test, _) = _load_data(args.data)
+    if args.limit is not None:
+        x_train, x_test = x_train[: args.limit], x_test[: args.limit]
+        print(f"training on the first {len(x_train):,} images, validating on the first {len(x_test):,} (--limit)")
     rng = np.random.default_rng(args.seed)
     model = FAMILIES[args.family](rng=rng, **({"loss": args.loss} if args.loss else {}))
     out = pathlib.Path(args.out or f"runs/{args.family}")
@@ -141,6 +145,7 @@ def main(argv=None) -> int:
     t.add_argument("--loss", choices=["mse", "bce"],
                    help="default: the family's (mse, the article's; the vae's Bernoulli decoder is bce, mse makes it Gaussian)")
     t.add_argument("--data", type=pathlib.Path, help="folder with the MNIST IDX files (default: cache, else the embedded sample)")
+    t.add_argument("--limit", type=_positive(int), help="train and validate on the first N images only (a quick look)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initialization, shuffling and noise (default 0)")
     t.add_argument("--out", type=pathlib.Path, help="output folder (default runs/FAMILY)")
     t.add_argument("--resume", type=pathlib.Path, help="a checkpoint to continue from (e.g. OUT/checkpoint.npz)")

@@ -127,3 +127,18 @@ class Tanh(_Elementwise):
 
     def _df(self, y, dy):
         return dy * (1 - y * y)
+
+
+@LAYERS.register
+class Softplus(_Elementwise):
+    """``y = log(1 + exp(x))``, a smooth ReLU; ``dx = dy * sigmoid(x)`` (its derivative is the sigmoid).
+
+    Computed as ``max(x, 0) + log1p(exp(-|x|))``, which never overflows: the exponent is <= 0.
+    """
+
+    def _f(self, x):
+        y = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        return y, x
+
+    def _df(self, x, dy):
+        return dy * sigmoid(x)

@@ -20,7 +20,7 @@ penalty that also depends on the encoder's weights directly (Contractive) adds t
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class Model:
         self.encoder.zero_grad()
         self.decoder.zero_grad()
 
-    def astype(self, dtype) -> "Model":
+    def astype(self, dtype) -> Model:
         self.encoder.astype(dtype)
         self.decoder.astype(dtype)
         return self
@@ -351,7 +351,7 @@ class Autoencoder(Model):
                 "code_penalty": cfg(self.code_penalty), "weight_decay": cfg(self.weight_decay), "noise": cfg(self.noise)}
 
     @classmethod
-    def from_config(cls, cfg: dict, context) -> "Autoencoder":
+    def from_config(cls, cfg: dict, context) -> Autoencoder:
         """The model ``config()`` describes; ``context`` builds its layers (and re-ties a TiedDense)."""
         def part(registry, key):
             c = cfg.get(key)

@@ -88,7 +88,7 @@ def download(dataset: str = "mnist", *, dest=None, mirrors=None, timeout: float 
                     have.unlink(missing_ok=True)  # the stale raw copy would shadow nothing, but mislead
                 print(f"  {name}.gz: {size / 1e6:.2f} MB from {mirror} (checksum ok)", file=out)
                 break
-            except (DataError, OSError, urllib.error.URLError, http.client.HTTPException, socket.timeout, ValueError) as exc:
+            except (TimeoutError, DataError, OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
                 errors.append(f"{url}: {_reason(exc)}")
             finally:
                 tmp.unlink(missing_ok=True)

@@ -136,7 +136,7 @@ class _Builder:
         """A penalty or a noise, from its registry."""
         return self._construct(registry, cfg, registry.what, with_context=False)
 
-    def with_encoder(self, encoder: Layer) -> "_Builder":
+    def with_encoder(self, encoder: Layer) -> _Builder:
         return _Builder(self.path, encoder)
 
     def layer_at(self, path: str) -> Layer:

@@ -116,7 +116,7 @@ class TiedDense(Layer):
     ``dx  = dy @ W``         (N, n_out_s)
     """
 
-    def __init__(self, source: "Dense"):
+    def __init__(self, source: Dense):
         if not isinstance(source, Dense):
             raise TypeError(f"TiedDense: source must be a Dense layer, got {type(source).__name__}")
         self.source = source
@@ -164,7 +164,7 @@ class TiedDense(Layer):
         return {"type": "TiedDense", "tied_to": self.tied_to}
 
     @classmethod
-    def from_config(cls, cfg: dict, context) -> "TiedDense":
+    def from_config(cls, cfg: dict, context) -> TiedDense:
         if set(cfg) != {"type", "tied_to"} or not isinstance(cfg["tied_to"], str):
             raise ValueError("expected {'type': 'TiedDense', 'tied_to': <path of a Dense in the encoder>}")
         layer = cls(context.layer_at(cfg["tied_to"]))

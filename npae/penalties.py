@@ -63,7 +63,7 @@ class Penalty:
     def __call__(self, h: np.ndarray) -> tuple[float, np.ndarray]:
         raise NotImplementedError
 
-    def bind(self, encoder) -> "Penalty":
+    def bind(self, encoder) -> Penalty:
         return self
 
     def weight_grads(self, h: np.ndarray) -> list:
@@ -189,7 +189,7 @@ class Contractive(Penalty):
         self.lam = _checks.nonneg_float(lam, "lam", "Contractive")
         self.dense = self.kind = None
 
-    def bind(self, encoder) -> "Contractive":
+    def bind(self, encoder) -> Contractive:
         """A copy of this penalty tied to ``encoder`` (a Sequential(Dense, Sigmoid|Tanh|ReLU))."""
         from .core import Sequential
         from .layers import Dense

@@ -12,7 +12,8 @@ holds, by name: a file can never name a class of its own choosing.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ A new layer joins (1) by being registered with examples; nothing here changes.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 

@@ -54,7 +54,7 @@ class History:
         return {"rows": self.rows, "stop_reason": self.stop_reason}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "History":
+    def from_dict(cls, d: dict) -> History:
         if not isinstance(d, dict) or not isinstance(d.get("rows"), list) or not all(isinstance(r, dict) for r in d["rows"]):
             raise ValueError("expected {'rows': [objects], 'stop_reason': ...}")
         return cls(d["rows"], d.get("stop_reason"))

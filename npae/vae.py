@@ -181,7 +181,7 @@ class VAE(Model):
                 "encoder": self.encoder.config(), "decoder": self.decoder.config()}
 
     @classmethod
-    def from_config(cls, cfg: dict, context) -> "VAE":
+    def from_config(cls, cfg: dict, context) -> VAE:
         return cls(context.build(cfg.get("encoder")), context.build(cfg.get("decoder")), latent=cfg.get("latent"),
                    likelihood=cfg.get("likelihood"), sigma_x=cfg.get("sigma_x"), input_shape=cfg.get("input_shape"),
                    name=str(cfg.get("name", "vae")))

@@ -22,7 +22,7 @@ Backward passes scatter gradients back through the same index map; where windows
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -46,3 +46,16 @@ def pool_cases(draw):
     h, w, k, s, padding = draw(window_geometry())
     assume(not isinstance(padding, int) or padding <= min(k) // 2)
     return npae.MaxPool2D(k, stride=s, padding=padding), (n, c, h, w), rng
+
+
+def registered_examples(dtype=np.float64):
+    """``(class name, layer, x)`` for every example of every registered layer (npae.core.LAYERS),
+    converted to ``dtype``: the tests' "every layer" lists read the registry, so a new layer
+    is in them as soon as it is registered with its examples."""
+    from npae.core import LAYERS
+
+    out = []
+    for name, cls in LAYERS.items():
+        for _, layer, x in cls.examples(np.random.default_rng(0)):
+            out.append((name, layer.astype(dtype), x.astype(dtype)))
+    return out

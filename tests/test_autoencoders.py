@@ -3,13 +3,13 @@ denoising against the clean input, the code penalty entering at the code."""
 
 import numpy as np
 import pytest
+from tolerances import assert_close
 
 import npae
 from npae import families as A
 from npae.gradcheck import check_model
 from npae.noise import GaussianNoise, MaskingNoise
 from npae.penalties import L1Activity, WeightDecay
-from tolerances import assert_close
 
 
 def away_from_kinks(model, rng):

@@ -6,14 +6,14 @@ backprop and by finite differences; the KL divergence by Monte Carlo)."""
 
 import numpy as np
 import pytest
+from tolerances import assert_adjoint, assert_close, assert_sums_close, unit_roundoff
 
 import npae
 from npae import families as A
-from npae.train import fit
 from npae.gradcheck import check_model
 from npae.layers import Dense, TiedDense
 from npae.penalties import Contractive
-from tolerances import assert_adjoint, assert_close, assert_sums_close, unit_roundoff
+from npae.train import fit
 
 X = npae.load_mnist(flatten=True)[0][0][:512]
 U = unit_roundoff()

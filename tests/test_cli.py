@@ -72,6 +72,14 @@ def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
     assert "no complete MNIST" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("family", sorted(npae.FAMILIES))
+def test_every_registered_family_trains_from_the_command_line(family, tmp_path, capsys):
+    out = tmp_path / family
+    assert main(["train", family, "--epochs", "1", "--limit", "64", "--batch-size", "32", "--out", str(out)]) == 0
+    assert "first 64 images" in capsys.readouterr().out
+    assert npae.load(out / "model.npz").name == family
+
+
 def test_png_writer(tmp_path):
     from npae._png import image_grid, write_png
 

@@ -13,6 +13,7 @@ import npae
 from npae import suite
 from npae.gradcheck import KINKED, SMOOTH, away_from_zero, check_function, check_layer, distinct_values
 
+
 def assert_passes(report, threshold):
     assert report.passed, str(report)
     assert report.worst <= threshold
@@ -55,6 +56,7 @@ ACTIVATIONS = {
     "leaky": (lambda: npae.LeakyReLU(0.2), KINKED),
     "sigmoid": (npae.Sigmoid, SMOOTH),
     "tanh": (npae.Tanh, SMOOTH),
+    "softplus": (npae.Softplus, SMOOTH),
 }
 
 

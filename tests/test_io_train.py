@@ -14,10 +14,10 @@ import pytest
 
 import npae
 from npae import families as A
-from npae.train import fit
 from npae.io import META, ModelFileError
 from npae.noise import GaussianNoise
 from npae.penalties import L1Activity
+from npae.train import fit
 
 X = npae.load_mnist(flatten=True)[0][0][:600]
 X_VAL = npae.load_mnist(flatten=True)[1][0][:200]

@@ -7,11 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+from tolerances import unit_roundoff
 
 import npae
 from npae.losses import bce, mse
 from npae.penalties import KLSparsity, L1Activity, WeightDecay
-from tolerances import unit_roundoff
 
 
 def test_mse_is_mean_over_all_elements():

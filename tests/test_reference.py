@@ -6,10 +6,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import SETTINGS, conv_cases, fits, paddings, pool_cases
+from tolerances import assert_adjoint
 
 import npae
 from npae import reference as ref
-from tolerances import assert_adjoint
 
 REF_SETTINGS = settings(SETTINGS, max_examples=40)
 TOL = 1e-12
