@@ -71,7 +71,7 @@ class Conv2D(Layer):
         rng = _init.default_rng(rng, where)
         shape = (self.c_out, self.c_in) + self.kernel_size
         W = _init.get(init)(shape, rng, self.dtype, "conv")
-        self.params = {"W": Param(W, decay=True), "b": Param(np.zeros(self.c_out, self.dtype), decay=False)}
+        self.params = {"W": Param(W, decay=True), "b": Param(_init.full(self.c_out, 0.0, self.dtype), decay=False)}
         self._scratch = K.Scratch()  # kept between training steps
 
     @property

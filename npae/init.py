@@ -7,6 +7,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import threading
+
 import numpy as np
 
 from . import _checks
@@ -42,8 +46,57 @@ INITIALIZERS = {"glorot_uniform": glorot_uniform, "he_normal": he_normal}
 
 
 def get(init) -> callable:
-    """Look an initializer up by name, or pass a callable ``(shape, rng, dtype, layout)`` through."""
-    return _checks.named_or_callable(init, INITIALIZERS, "initializer")
+    """Look an initializer up by name, or pass a callable ``(shape, rng, dtype, layout)`` through.
+    What it returns draws only within the current :func:`allocation_budget`."""
+    draw = _checks.named_or_callable(init, INITIALIZERS, "initializer")
+
+    def budgeted(shape, rng, dtype=np.float32, layout="dense"):
+        _spend(shape)
+        return draw(shape, rng, dtype, layout)
+
+    return budgeted
+
+
+def full(shape, value: float, dtype=np.float32) -> np.ndarray:
+    """An array of ``value`` (a bias at 0, a scale at 1, a running variance), within the current budget."""
+    _spend(shape)
+    return np.full(shape, value, dtype)
+
+
+# -- a bound on what building a model may allocate ---------------------------------------------
+# Loading a file builds the model it describes. The file's own arrays say how many numbers
+# the model holds; building it may allocate no more (``npae.io`` sets the budget), so a
+# description that names a layer of 10**9 units is refused before anything that size exists.
+_budget = threading.local()
+
+
+class BudgetExceeded(Exception):
+    """Building would allocate more parameter values than the current budget allows."""
+
+
+@contextlib.contextmanager
+def allocation_budget(values: int):
+    """Within this block, parameters and buffers made by :func:`get` and :func:`full` may hold
+    at most ``values`` numbers in all; one more raises :class:`BudgetExceeded` before it is made."""
+    before = getattr(_budget, "left", None)
+    _budget.left = int(values)
+    try:
+        yield
+    finally:
+        _budget.left = before
+
+
+def _spend(shape) -> None:
+    left = getattr(_budget, "left", None)
+    if left is None:
+        return
+    try:
+        n = math.prod(int(s) for s in shape)
+    except (TypeError, ValueError, OverflowError):
+        return  # the constructor's own checks report a bad shape
+    if n > left:
+        raise BudgetExceeded(f"an array of shape {tuple(shape)} ({n:,} numbers), with {left:,} left to allocate")
+    _budget.left = left - n
 
 
 def default_rng(rng, where: str) -> np.random.Generator:

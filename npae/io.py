@@ -19,12 +19,14 @@ Writes are atomic (:mod:`npae._files`): a process killed mid-save leaves the pre
 from __future__ import annotations
 
 import json
+import math
 import pathlib
-import zipfile
 
 import numpy as np
 
+from . import init as _init
 from ._files import atomic_write
+from ._npz import Archive, ArchiveError, _describe, json_depth
 from ._version import __version__
 from .autoencoders import MODELS, find_layer
 from .core import LAYERS, Layer
@@ -72,39 +74,53 @@ def save_checkpoint(path, model, optimizer, rng: np.random.Generator, history: d
 
 
 # -- reading ----------------------------------------------------------------------------------
-def _read(path) -> tuple[dict, dict]:
+MAX_DESCRIPTION_BYTES = 1 << 20  # a JSON description of 1 MiB is some 20,000 layers
+MAX_DEPTH = 64  # how deeply a description may nest; npae's own nest 3 or 4 deep
+
+
+def _read(path) -> tuple[dict, Archive]:
+    """The description, checked, and the archive whose headers are checked (no payload read yet)."""
     path = pathlib.Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path}: not an npae model file (a bare .npy array, not an .npz archive)")
-            if META not in z.files:
-                raise ModelFileError(f"{path}: not an npae model file (no {META} entry)")
-            arrays = {k: z[k] for k in z.files}
-    except ModelFileError:
-        raise
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        # with allow_pickle=False an object array raises ValueError instead of being unpickled
-        raise ModelFileError(f"{path}: not a readable npae model file ({exc})") from None
-    raw = arrays.pop(META)
+        archive = Archive(path)
+    except ArchiveError as exc:
+        raise ModelFileError(str(exc)) from None
     try:
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError("description is not a byte string")
-        meta = json.loads(raw.tobytes().decode("utf-8"))
+        meta = _description(archive, path)
+    except BaseException:
+        archive.close()
+        raise
+    return meta, archive
+
+
+def _description(archive: Archive, path) -> dict:
+    if META not in archive.headers:
+        raise ModelFileError(f"{path}: not an npae model file (no {META} entry)")
+    shape, dtype = archive.headers[META]
+    if dtype != np.uint8 or len(shape) != 1:
+        raise ModelFileError(f"{path}: corrupt description (not a byte string but {dtype} {shape})")
+    if shape[0] > MAX_DESCRIPTION_BYTES:
+        raise ModelFileError(f"{path}: a description of {shape[0]:,} bytes, more than the {MAX_DESCRIPTION_BYTES:,} npae reads")
+    try:
+        text = archive.read(META).tobytes().decode("utf-8")
+        if json_depth(text) > MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+        meta = json.loads(text)
         if not isinstance(meta, dict):
-            raise ValueError("description is not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: corrupt description ({exc})") from None
+            raise ValueError("not a JSON object")
+    except ArchiveError as exc:
+        raise ModelFileError(str(exc)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: corrupt description ({_describe(exc)})") from None
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an npae model file (format {meta.get('format')!r})")
     version = meta.get("version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFileError(f"{path}: invalid format version {version!r}")
     if version > VERSION:
-        raise ModelFileError(f"{path}: written by a newer npae (format version {version}; this npae reads up to {VERSION}); upgrade npae")
-    return meta, arrays
+        raise ModelFileError(f"{path}: written by a newer npae (format version {version}; this npae reads up to "
+                             f"{VERSION}); upgrade npae")
+    return meta
 
 
 class _Builder:
@@ -125,8 +141,8 @@ class _Builder:
             return cls(**{k: v for k, v in cfg.items() if k != "type"})
         except ModelFileError:
             raise
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{self.path}: invalid {what} configuration {cfg}: {exc}") from None
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError) as exc:
+            raise ModelFileError(f"{self.path}: invalid {what} configuration {_short(cfg, 200)}: {_describe(exc)}") from None
 
     def build(self, cfg) -> Layer:
         """A layer (a Sequential builds its layers through here too)."""
@@ -157,52 +173,109 @@ def build(cfg, path="<config>"):
     raise ModelFileError(f"{path}: unknown model type {cfg.get('type')!r}")
 
 
-def assign(model, arrays: dict, path) -> None:
-    """Copy ``arrays["param/" + name]`` into each parameter and ``arrays["buffer/" + name]`` into
-    each buffer, after checking all of them (names, shapes, dtypes, finiteness)."""
+def _check_against(model, archive: Archive, path) -> None:
+    """Every parameter and buffer of ``model`` against the stored headers: names, shapes, dtypes."""
     for prefix, own in (("param/", {n: p.value for n, p in model.named_params()}),
                         ("buffer/", dict(model.named_buffers()))):
-        stored = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        stored = {k[len(prefix):]: v for k, v in archive.headers.items() if k.startswith(prefix)}
         if set(stored) != set(own):
             missing, extra = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
             what = "parameters" if prefix == "param/" else "buffers"
             raise ModelFileError(f"{path}: {what} do not match the architecture (missing {missing}, unexpected {extra})")
         for name, target in own.items():
-            a = stored[name]
-            if a.shape != target.shape or a.dtype != target.dtype:
-                raise ModelFileError(f"{path}: {prefix}{name} is {a.dtype} {a.shape}, the architecture needs "
+            shape, dtype = stored[name]
+            if shape != target.shape or dtype != target.dtype:
+                raise ModelFileError(f"{path}: {prefix}{name} is {dtype} {shape}, the architecture needs "
                                      f"{target.dtype} {target.shape}")
-            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise ModelFileError(f"{path}: {prefix}{name} contains NaN or infinite values")
-    for prefix, own in (("param/", {n: p.value for n, p in model.named_params()}),
-                        ("buffer/", dict(model.named_buffers()))):
-        for name, target in own.items():
-            target[...] = arrays[prefix + name]
+
+
+def _stored_values(archive: Archive, prefixes=("param/", "buffer/")) -> int:
+    return sum(math.prod(shape) for key, (shape, _) in archive.headers.items() if key.startswith(prefixes))
+
+
+def _build_within(cfg, archive: Archive, path):
+    """Build the model, allowed to allocate no more values than the file stores for it: a
+    description that needs more (a Dense(784, 10**9) beside a 784 x 64 matrix) is refused
+    before anything of that size is allocated."""
+    try:
+        with _init.allocation_budget(_stored_values(archive)):
+            return build(cfg, path)
+    except _init.BudgetExceeded as exc:
+        raise ModelFileError(f"{path}: the description asks for more weights than the file holds ({exc})") from None
+
+
+def _read_into(model, archive: Archive, path) -> None:
+    """Read the checked arrays and copy them into the model's parameters and buffers (finite only)."""
+    targets = [(f"param/{n}", p.value) for n, p in model.named_params()]
+    targets += [(f"buffer/{n}", b) for n, b in model.named_buffers()]
+    arrays = {}
+    try:
+        for key, _ in targets:
+            arrays[key] = archive.read(key)
+    except ArchiveError as exc:
+        raise ModelFileError(str(exc)) from None
+    for key, a in arrays.items():
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ModelFileError(f"{path}: {key} contains NaN or infinite values")
+    for key, target in targets:
+        target[...] = arrays[key]
+
+
+def differences(a, b, names: tuple[str, str] = ("first", "second"), where: str = "") -> list[str]:
+    """Where two descriptions (``config()`` dicts) differ, one line each:
+    ``"encoder.layers.0.n_out: 16 (first) vs 8 (second)"``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in list(a) + [k for k in b if k not in a]:
+            out += differences(a.get(key), b.get(key), names, f"{where}.{key}" if where else str(key))
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, names, f"{where}.{i}")]
+    return [] if a == b else [f"{where}: {_short(a)} ({names[0]}) vs {_short(b)} ({names[1]})"]
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load(path):
-    """Load what :func:`save` wrote (a model, or a layer such as a Sequential), or the model inside a checkpoint."""
-    meta, arrays = _read(path)
-    model = build(meta.get("model"), path)
-    assign(model, arrays, path)
+    """Load what :func:`save` wrote (a model, or a layer such as a Sequential), or the model inside a checkpoint.
+
+    The file is checked before anything it describes is allocated (:mod:`npae._npz`): its
+    zip directory, every array's header, the description's size and depth, and that the
+    architecture needs exactly the arrays the file holds. Any failure is a ModelFileError.
+    """
+    meta, archive = _read(path)
+    with archive:
+        model = _build_within(meta.get("model"), archive, path)
+        _check_against(model, archive, path)
+        _read_into(model, archive, path)
     return model
 
 
 def load_checkpoint(path) -> dict:
     """``{"model", "optimizer", "optimizer_state", "rng_state", "epoch", "history", "extra"}``;
     ``optimizer`` is the class, ``history`` the JSON object fit wrote."""
-    meta, arrays = _read(path)
-    if meta.get("kind") != "checkpoint":
-        raise ModelFileError(f"{path}: a saved model, not a checkpoint (resume needs a file written by fit(checkpoint=...))")
-    model = build(meta.get("model"), path)
-    assign(model, arrays, path)
-    if meta.get("optimizer") not in OPTIMIZERS:
-        raise ModelFileError(f"{path}: unknown optimizer {meta.get('optimizer')!r}")
-    epoch = meta.get("epoch")
-    if not isinstance(epoch, int) or epoch < 0:
-        raise ModelFileError(f"{path}: invalid epoch {epoch!r}")
-    return {
-        "model": model, "optimizer": OPTIMIZERS[meta["optimizer"]],
-        "optimizer_state": {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")},
-        "rng_state": meta.get("rng"), "epoch": epoch, "history": meta.get("history"), "extra": meta.get("extra") or {},
-    }
+    meta, archive = _read(path)
+    with archive:
+        if meta.get("kind") != "checkpoint":
+            raise ModelFileError(f"{path}: a saved model, not a checkpoint (resume needs a file written by "
+                                 f"fit(checkpoint=...))")
+        model = _build_within(meta.get("model"), archive, path)
+        _check_against(model, archive, path)
+        _read_into(model, archive, path)
+        if meta.get("optimizer") not in OPTIMIZERS:
+            raise ModelFileError(f"{path}: unknown optimizer {meta.get('optimizer')!r}")
+        epoch = meta.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ModelFileError(f"{path}: invalid epoch {epoch!r}")
+        try:
+            optimizer_state = {k[len("optim/"):]: archive.read(k) for k in archive.headers if k.startswith("optim/")}
+        except ArchiveError as exc:
+            raise ModelFileError(str(exc)) from None
+    extra = meta.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise ModelFileError(f"{path}: invalid extra {extra!r}")
+    return {"model": model, "optimizer": OPTIMIZERS[meta["optimizer"]], "optimizer_state": optimizer_state,
+            "rng_state": meta.get("rng"), "epoch": epoch, "history": meta.get("history"), "extra": extra}

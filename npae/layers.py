@@ -46,7 +46,7 @@ class Dense(Layer):
         self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
         rng = _init.default_rng(rng, where)
         W = _init.get(init)((self.n_in, self.n_out), rng, self.dtype, "dense")
-        self.params = {"W": Param(W, decay=True), "b": Param(np.zeros(self.n_out, self.dtype), decay=False)}
+        self.params = {"W": Param(W, decay=True), "b": Param(_init.full(self.n_out, 0.0, self.dtype), decay=False)}
 
     @property
     def W(self) -> np.ndarray:
@@ -122,7 +122,7 @@ class TiedDense(Layer):
         self.source = source
         self.n_in, self.n_out = source.n_out, source.n_in
         self.dtype = source.dtype
-        self.params = {"b": Param(np.zeros(self.n_out, source.dtype), decay=False)}
+        self.params = {"b": Param(_init.full(self.n_out, 0.0, source.dtype), decay=False)}
         self.tied_to = None  # the source's path inside the model's encoder, set by the Autoencoder (for saving)
 
     @property

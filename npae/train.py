@@ -142,8 +142,7 @@ def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validat
     history, start = History(), 0
     if resume is not None:
         state = io.load_checkpoint(resume)
-        io.assign(model, {**{f"param/{n}": p.value for n, p in state["model"].named_params()},
-                          **{f"buffer/{n}": b for n, b in state["model"].named_buffers()}}, resume)
+        _take_weights(model, state["model"], resume)
         if optimizer is None:
             optimizer = state["optimizer"](model.named_params())
         elif type(optimizer) is not state["optimizer"]:
@@ -221,6 +220,18 @@ def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validat
         if verbose:
             print(_epoch_line(row, epochs, terms, x_val is not None), file=out, flush=True)
     return history
+
+
+def _take_weights(model, saved, path) -> None:
+    """The weights and buffers of ``saved`` (a checkpoint's model) into ``model``, which must be the same architecture."""
+    changed = io.differences(saved.config(), model.config(), ("checkpoint", "given to fit"))
+    if changed:
+        raise io.ModelFileError(f"{path}: the checkpoint holds another model than the one given to fit: "
+                                f"{'; '.join(changed[:5])}{'; ...' if len(changed) > 5 else ''}")
+    for (_, p), (_, q) in zip(model.named_params(), saved.named_params()):
+        p.value[...] = q.value
+    for (_, b), (_, c) in zip(model.named_buffers(), saved.named_buffers()):
+        b[...] = c
 
 
 def _training_array(model, x, what: str) -> np.ndarray:
