@@ -1,34 +1,58 @@
 """The npae command line: ``python -m npae COMMAND``.
 
-``train FAMILY``   train one of the families (npae.families: the article's and beyond) on MNIST; writes the model, the
-                   history (JSON) and a reconstruction figure (PNG) into --out.
+``train FAMILY``   train one of the families (``npae.families``: the article's and beyond); writes the model,
+                   the history (JSON), a checkpoint and a reconstruction figure (PNG) into --out.
 ``evaluate MODEL`` print the test loss of a saved model (a VAE's: -ELBO and its terms, in nats).
 ``gradcheck``      check every layer, loss and penalty against central differences (float64);
                    prints a report per check and exits 1 if any fails.
 ``data download``  download MNIST or Fashion-MNIST into the user cache, verified by SHA-256.
 ``data info``      what is cached and where, and what the loaders would use.
+
+Every mistake is one ``error:`` line on stderr: exit status 2 for a wrong command line, 1 for
+anything found while running (a missing file, bad data, a refused checkpoint), 130 for Ctrl-C.
+Training that stops early or stalls exits 1 after saving what it has.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import pathlib
 import sys
+import warnings
+
+from ._version import __version__
 
 
-def _positive(kind):
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line: ``error: ... (see ... --help)``, exit status 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _number(kind, minimum=None, strictly=True):
+    """An argparse type: a finite ``kind`` (int or float) above ``minimum``."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+            raise argparse.ArgumentTypeError(f"expected a{'n' if kind is int else ''} {kind.__name__}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if minimum is not None and (value <= minimum if strictly else value < minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strictly else '>='} {minimum}, got {text}")
         return value
 
     parse.__name__ = kind.__name__
     return parse
+
+
+class _Refused(Exception):
+    """A run the command line will not start; the message says why and what to do instead."""
 
 
 def _load_data(path):
@@ -36,7 +60,130 @@ def _load_data(path):
 
     data = load_mnist(path=path)
     print(data.describe())
+    (x_train, _), (x_test, _) = data
+    if len(x_train) == 0 or len(x_test) == 0:
+        raise _Refused(f"{data.folder}: {len(x_train)} training and {len(x_test)} test images; training needs some of both")
     return data
+
+
+def reconstruction_figure(model, x, path, rng_seed: int = 0) -> None:
+    """10 test digits (top) over their reconstructions; a denoiser shows noisy / output / clean."""
+    import numpy as np
+
+    from ._png import image_grid, write_png
+
+    x = x[:10]
+    shape = (len(x), 28, 28)
+    if model.noise is not None:
+        noisy = model.noise(x, np.random.default_rng(rng_seed))
+        rows = [noisy, model.reconstruct(noisy), x]
+    else:
+        rows = [x, model.reconstruct(x)]
+    write_png(path, image_grid([r.reshape(shape) for r in rows]))
+
+
+# -- train -----------------------------------------------------------------------------------------
+def _out_folder(args) -> pathlib.Path:
+    """The output folder, checked: never an existing file, never a previous run's checkpoint
+    replaced unless ``--resume`` or ``--overwrite`` says so."""
+    out = args.out or pathlib.Path("runs") / args.family
+    if out.exists() and not out.is_dir():
+        raise _Refused(f"--out {out}: is a file, not a folder")
+    checkpoint = out / "checkpoint.npz"
+    if checkpoint.exists() and args.resume is None and not args.overwrite:
+        raise _Refused(f"{out} holds the checkpoint of an earlier run; continue it with --resume {checkpoint}, "
+                       f"or start over with --overwrite (which replaces its files)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _check_resume(path, run: dict, model, epochs: int) -> None:
+    """Refuse to continue a checkpoint with other settings than it was trained with (listing them all)."""
+    from . import io
+
+    state = io.load_checkpoint(path)
+    saved = state["extra"].get("run") or {}
+    changed = [f"{key}: {saved.get(key)!r} (checkpoint) vs {run[key]!r} (now)"
+               for key in run if key in saved and saved[key] != run[key]]
+    changed += io.differences(state["model"].config(), model.config(), ("checkpoint", "now"))
+    if changed:
+        raise _Refused(f"{path}: the checkpoint was trained with other settings; resuming would mix two runs: "
+                       + "; ".join(changed))
+    if state["epoch"] >= epochs:
+        raise _Refused(f"{path}: the checkpoint has already trained {state['epoch']} epoch(s); --epochs counts from "
+                       f"the start, so ask for more than {state['epoch']} to continue")
+
+
+def _train(args) -> int:
+    import numpy as np
+
+    from . import io
+    from .families import FAMILIES
+    from .optim import Adam
+    from .train import fit
+
+    out = _out_folder(args)
+    data = _load_data(args.data)
+    (x_train, _), (x_test, _) = data
+    if args.limit is not None:
+        x_train, x_test = x_train[: args.limit], x_test[: args.limit]
+        print(f"training on the first {len(x_train):,} images, validating on the first {len(x_test):,} (--limit)")
+    rng = np.random.default_rng(args.seed)
+    model = FAMILIES[args.family](rng=rng, **({"loss": args.loss} if args.loss else {}))
+    run = {"family": args.family, "lr": args.lr, "batch_size": args.batch_size, "limit": args.limit,
+           "data": f"{data.title} from {data.folder}, {len(x_train)} train / {len(x_test)} test"}
+    if args.resume is not None:
+        _check_resume(args.resume, run, model, args.epochs)
+    print(f"{model!r}; Adam lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, "
+          f"loss {model.loss}; writing into {out}")
+    with warnings.catch_warnings():  # fit says it in its own lines; the result is reported below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        history = fit(model, x_train, epochs=args.epochs, batch_size=args.batch_size,
+                      optimizer=Adam(model.named_params(), lr=args.lr), validation_data=x_test, rng=rng,
+                      checkpoint=out / "checkpoint.npz", resume=args.resume, run=run)
+    if not history.rows:  # stopped before the first epoch ended: nothing trained, nothing to save
+        print(f"error: {history.stop_reason} before the first epoch completed; nothing was saved", file=sys.stderr)
+        return 130 if history.stop_reason.startswith("interrupted") else 1
+    io.save(model, out / "model.npz")
+    (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+    reconstruction_figure(model, x_test, out / "reconstructions.png")
+    print(f"wrote {out / 'model.npz'} (after epoch {history.rows[-1]['epoch']}), {out / 'history.json'}, "
+          f"{out / 'reconstructions.png'}")
+    if history.stop_reason:
+        print(f"error: stopped early: {history.stop_reason}", file=sys.stderr)
+        return 130 if history.stop_reason.startswith("interrupted") else 1
+    if history.warnings:
+        print(f"error: {history.warnings[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- evaluate, gradcheck, data -----------------------------------------------------------------------
+def _evaluate(args) -> int:
+    import numpy as np
+
+    from . import io
+    from .train import VALIDATION_SEED
+
+    model = io.load(args.model)
+    (_, _), (x_test, _) = _load_data(args.data)
+    x_test = x_test.astype(model.dtype, copy=False)
+    rng = np.random.default_rng(VALIDATION_SEED) if model.needs_rng else None
+    terms = model.evaluate(x_test, batch_size=args.batch_size, rng=rng)
+    if "kl" in terms:  # a VAE
+        print(f"{model.name}: test -ELBO {terms['total']:.3f} nats per image = reconstruction "
+              f"{terms['reconstruction']:.3f} (-log p(x|z), {model.likelihood}) + KL {terms['kl']:.3f} "
+              f"(one eps per image from default_rng({VALIDATION_SEED}))")
+        mse = float(np.mean((model.reconstruct(x_test).reshape(len(x_test), -1) - x_test.reshape(len(x_test), -1)) ** 2))
+        print(f"  MSE of the reconstruction from the posterior mean: {mse:.6f}")
+        return 0
+    what = (f"{model.loss} of the output for noisy inputs ({model.noise!r}) against the clean images"
+            if model.noise else model.loss)
+    print(f"{model.name}: test {what}: {terms['reconstruction']:.6f}")
+    for term in ("code_penalty", "weight_decay"):
+        if getattr(model, term) is not None:
+            print(f"  {term}: {terms[term]:.6f}   total: {terms['total']:.6f}")
+    return 0
 
 
 def _gradcheck(args) -> int:
@@ -58,130 +205,94 @@ def _data(args) -> int:
     return 0
 
 
-def reconstruction_figure(model, x, path, rng_seed=0) -> None:
-    """10 test digits (top) over their reconstructions; a denoiser shows noisy / output / clean."""
-    import numpy as np
-
-    from ._png import image_grid, write_png
-
-    x = x[:10]
-    shape = (len(x), 28, 28)
-    if model.noise is not None:
-        noisy = model.noise(x, np.random.default_rng(rng_seed))
-        rows = [noisy, model.reconstruct(noisy), x]
-    else:
-        rows = [x, model.reconstruct(x)]
-    write_png(path, image_grid([r.reshape(shape) for r in rows]))
-
-
-def _train(args) -> int:
-    import numpy as np
-
-    from . import io
-    from .families import FAMILIES
-    from .optim import Adam
-    from .train import fit
-
-    (x_train, _), (x_test, _) = _load_data(args.data)
-    if args.limit is not None:
-        x_train, x_test = x_train[: args.limit], x_test[: args.limit]
-        print(f"training on the first {len(x_train):,} images, validating on the first {len(x_test):,} (--limit)")
-    rng = np.random.default_rng(args.seed)
-    model = FAMILIES[args.family](rng=rng, **({"loss": args.loss} if args.loss else {}))
-    out = pathlib.Path(args.out or f"runs/{args.family}")
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"{model!r}; Adam lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, "
-          f"loss {model.loss}; writing into {out}")
-    history = fit(model, x_train, epochs=args.epochs, batch_size=args.batch_size,
-                  optimizer=Adam(model.named_params(), lr=args.lr), validation_data=x_test, rng=rng,
-                  checkpoint=out / "checkpoint.npz", resume=args.resume)
-    io.save(model, out / "model.npz")
-    (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
-    reconstruction_figure(model, x_test, out / "reconstructions.png")
-    print(f"wrote {out / 'model.npz'}, {out / 'history.json'}, {out / 'reconstructions.png'}")
-    if history.stop_reason:
-        print(f"stopped early: {history.stop_reason}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _evaluate(args) -> int:
-    import numpy as np
-
-    from . import io
-    from .train import VALIDATION_SEED
-
-    model = io.load(args.model)
-    (_, _), (x_test, _) = _load_data(args.data)
-    rng = np.random.default_rng(VALIDATION_SEED) if model.needs_rng else None
-    terms = model.evaluate(x_test.astype(model.dtype, copy=False), batch_size=args.batch_size, rng=rng)
-    if "kl" in terms:  # a VAE
-        print(f"{model.name}: test -ELBO {terms['total']:.3f} nats per image = reconstruction "
-              f"{terms['reconstruction']:.3f} (-log p(x|z), {model.likelihood}) + KL {terms['kl']:.3f} "
-              f"(one eps per image from default_rng({VALIDATION_SEED}))")
-        mse = float(np.mean((model.reconstruct(x_test.astype(model.dtype, copy=False)).reshape(len(x_test), -1)
-                             - x_test.reshape(len(x_test), -1)) ** 2))
-        print(f"  MSE of the reconstruction from the posterior mean: {mse:.6f}")
-        return 0
-    what = f"{model.loss} of the output for noisy inputs ({model.noise!r}) against the clean images" if model.noise else model.loss
-    print(f"{model.name}: test {what}: {terms['reconstruction']:.6f}")
-    for term in ("code_penalty", "weight_decay"):
-        if getattr(model, term) is not None:
-            print(f"  {term}: {terms[term]:.6f}   total: {terms['total']:.6f}")
-    return 0
-
-
-def main(argv=None) -> int:
+# -- the parser --------------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
     from .families import FAMILIES
 
-    parser = argparse.ArgumentParser(prog="python -m npae", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = _Parser(prog="python -m npae", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"npae {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train an autoencoder of the article on MNIST")
+    t = sub.add_parser("train", help="train one of the families on MNIST")
     t.add_argument("family", choices=list(FAMILIES))
-    t.add_argument("--epochs", type=_positive(int), default=5, help="default 5")
-    t.add_argument("--batch-size", type=_positive(int), default=128, help="default 128 (the article's)")
-    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam's learning rate, default 1e-3")
+    t.add_argument("--epochs", type=_number(int, 0), default=5, help="default 5")
+    t.add_argument("--batch-size", type=_number(int, 0), default=128, help="default 128 (the article's)")
+    t.add_argument("--lr", type=_number(float, 0), default=1e-3, help="Adam's learning rate, default 1e-3")
     t.add_argument("--loss", choices=["mse", "bce"],
                    help="default: the family's (mse, the article's; the vae's Bernoulli decoder is bce, mse makes it Gaussian)")
     t.add_argument("--data", type=pathlib.Path, help="folder with the MNIST IDX files (default: cache, else the embedded sample)")
-    t.add_argument("--limit", type=_positive(int), help="train and validate on the first N images only (a quick look)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the initialization, shuffling and noise (default 0)")
+    t.add_argument("--limit", type=_number(int, 0), help="train and validate on the first N images only (a quick look)")
+    t.add_argument("--seed", type=_number(int, 0, strictly=False), default=0,
+                   help="seed of the initialization, shuffling and noise (an int >= 0, default 0)")
     t.add_argument("--out", type=pathlib.Path, help="output folder (default runs/FAMILY)")
-    t.add_argument("--resume", type=pathlib.Path, help="a checkpoint to continue from (e.g. OUT/checkpoint.npz)")
+    group = t.add_mutually_exclusive_group()
+    group.add_argument("--resume", type=pathlib.Path, help="a checkpoint to continue from (e.g. OUT/checkpoint.npz)")
+    group.add_argument("--overwrite", action="store_true", help="replace the run (and checkpoint) already in --out")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="print the test loss of a saved model")
     e.add_argument("model", type=pathlib.Path)
     e.add_argument("--data", type=pathlib.Path, help="folder with the MNIST IDX files")
-    e.add_argument("--batch-size", type=_positive(int), default=256)
+    e.add_argument("--batch-size", type=_number(int, 0), default=256)
     e.set_defaults(func=_evaluate)
 
     g = sub.add_parser("gradcheck", help="gradient-check every layer, loss and penalty (float64)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    g.add_argument("--seed", type=_number(int, 0, strictly=False), default=0, help="seed of the random inputs (default 0)")
     g.set_defaults(func=_gradcheck)
 
     d = sub.add_parser("data", help="download datasets, or show what is cached")
     dsub = d.add_subparsers(dest="data_command", metavar="{download,info}", required=True)
     dl = dsub.add_parser("download", help="download into the user cache, verified by SHA-256")
     dl.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
-    dl.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds without an answer before a mirror is given up")
+    dl.add_argument("--timeout", type=_number(float, 0), default=10.0,
+                    help="seconds without an answer before a mirror is given up")
     dsub.add_parser("info", help="what is cached and where")
     d.set_defaults(func=_data)
+    return p
 
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+
+def _quiet_stdout() -> None:
+    """After a broken pipe (``python -m npae data info | head``): send what is left to nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv=None) -> int:
+    from ._npz import ArchiveError
     from .datasets import DataError
     from .io import ModelFileError
 
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command is None:
+        p.print_help()
+        return 2
     try:
         return args.func(args)
-    except (DataError, ModelFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()
         return 1
+    except (_Refused, DataError, ModelFileError, ArchiveError) as exc:
+        message = str(exc)
+    except OSError as exc:  # the user's files and folders: named by the exception
+        message = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+    except (ValueError, TypeError) as exc:  # npae's own checks, whose messages name what was wrong
+        message = str(exc)
+    except MemoryError:
+        message = "out of memory (try a smaller --batch-size or --limit)"
+    first, *rest = message.splitlines() or [""]
+    print("\n".join([f"error: {first}"] + [f"  {line.strip()}" for line in rest]), file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = 1
+    sys.exit(code)

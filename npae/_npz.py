@@ -29,7 +29,7 @@ import zlib
 
 import numpy as np
 
-MAX_MEMBERS = 100_000
+MAX_MEMBERS = 20_000
 #: 2**28 numbers (1 GiB of float32): far beyond any model npae trains, far below what hurts
 MAX_VALUES = 1 << 28
 MAX_HEADER = 10_000  # bytes of an .npy header, NumPy's own default limit

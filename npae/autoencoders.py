@@ -111,7 +111,9 @@ class Model:
         """``x`` as a float batch of ``input_shape`` samples; inputs with as many values per
         sample are reshaped to it (flat (N, 784) MNIST and (N, 1, 28, 28) images both work)."""
         x = _checks.as_float_array(x, f"{type(self).__name__}.{where}", "x")
-        if self.input_shape is not None and x.ndim >= 1 and x.shape[1:] != self.input_shape:
+        if x.ndim == 0:
+            raise ValueError(f"{type(self).__name__}.{where}: expected a batch of samples, shape (N, ...), got a scalar")
+        if self.input_shape is not None and x.shape[1:] != self.input_shape:
             if x.ndim >= 2 and math.prod(x.shape[1:]) == math.prod(self.input_shape):
                 return x.reshape((x.shape[0],) + self.input_shape)
             raise ValueError(

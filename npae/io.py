@@ -29,7 +29,9 @@ from ._files import atomic_write
 from ._npz import Archive, ArchiveError, _describe, json_depth
 from ._version import __version__
 from .autoencoders import MODELS, find_layer
-from .core import LAYERS, Layer
+from .core import LAYERS, Layer, Sequential
+from .noise import NOISES
+from .penalties import PENALTIES
 from .optim import OPTIMIZERS
 
 FORMAT = "npae"
@@ -46,8 +48,33 @@ def _meta_array(meta: dict) -> np.ndarray:
     return np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
 
 
+def _check_saveable(obj) -> None:
+    """Refuse, before writing anything, what load could not rebuild: a class npae's registries
+    do not hold (a subclass defined elsewhere), a custom loss function, a TiedDense whose
+    source is not in the encoder of the same model."""
+    def known(registry, thing, what):
+        name = type(thing).__name__
+        if registry.get(name) is not type(thing):
+            raise ValueError(f"save: {what} {name} is not in npae's registry, so load could not rebuild it; "
+                             f"register the class ({registry.what.upper()}S.register) or use npae's own")
+
+    if isinstance(obj, Layer):
+        layers = [obj] + ([layer for _, layer in obj.walk()] if isinstance(obj, Sequential) else [])
+    else:
+        known(MODELS, obj, "model")
+        layers = []
+        for part in (obj.encoder, obj.decoder):
+            layers += [part] + ([layer for _, layer in part.walk()] if isinstance(part, Sequential) else [])
+        for attr, registry in (("code_penalty", PENALTIES), ("weight_decay", PENALTIES), ("noise", NOISES)):
+            if getattr(obj, attr, None) is not None:
+                known(registry, getattr(obj, attr), attr.replace("_", " "))
+    for layer in layers:
+        known(LAYERS, layer, "layer")
+
+
 def _model_arrays(model, kind: str, **more) -> dict:
     """The description (format, version, architecture, and ``more``), every weight and every buffer, as arrays."""
+    _check_saveable(model)
     meta = {"format": FORMAT, "version": VERSION, "kind": kind, "npae": __version__, "model": model.config(), **more}
     arrays = {META: _meta_array(meta)}
     arrays.update({f"param/{n}": p.value for n, p in model.named_params()})
@@ -93,9 +120,15 @@ def _read(path) -> tuple[dict, Archive]:
     return meta, archive
 
 
+MEMBER_PREFIXES = ("param/", "buffer/", "optim/")
+
+
 def _description(archive: Archive, path) -> dict:
     if META not in archive.headers:
         raise ModelFileError(f"{path}: not an npae model file (no {META} entry)")
+    strangers = [k for k in archive.headers if k != META and not k.startswith(MEMBER_PREFIXES)]
+    if strangers:
+        raise ModelFileError(f"{path}: not an npae model file (unexpected member {strangers[0]!r})")
     shape, dtype = archive.headers[META]
     if dtype != np.uint8 or len(shape) != 1:
         raise ModelFileError(f"{path}: corrupt description (not a byte string but {dtype} {shape})")
@@ -132,9 +165,10 @@ class _Builder:
 
     def _construct(self, registry, cfg, what: str, with_context: bool = True):
         """``cls.from_config(cfg, self)`` (models, layers) or ``cls(**arguments)`` (penalties, noises)."""
-        if not isinstance(cfg, dict) or cfg.get("type") not in registry:
-            raise ModelFileError(f"{self.path}: unknown {what} {cfg.get('type') if isinstance(cfg, dict) else cfg!r}")
-        cls = registry[cfg["type"]]
+        name = _type_of(cfg)
+        if name not in registry:
+            raise ModelFileError(f"{self.path}: unknown {what} {_short(cfg.get('type') if isinstance(cfg, dict) else cfg)}")
+        cls = registry[name]
         try:
             if with_context:
                 return cls.from_config(cfg, self)
@@ -166,11 +200,17 @@ def build(cfg, path="<config>"):
     if not isinstance(cfg, dict):
         raise ModelFileError(f"{path}: invalid model description")
     builder = _Builder(path)
-    if cfg.get("type", "Autoencoder") in MODELS:
-        return builder._construct(MODELS, dict(cfg, type=cfg.get("type", "Autoencoder")), "model")
-    if cfg.get("type") in LAYERS:
+    if _type_of(cfg) in MODELS:
+        return builder._construct(MODELS, cfg, "model")
+    if _type_of(cfg) in LAYERS:
         return builder.build(cfg)
-    raise ModelFileError(f"{path}: unknown model type {cfg.get('type')!r}")
+    raise ModelFileError(f"{path}: unknown model type {_short(cfg.get('type'))}")
+
+
+def _type_of(cfg) -> str | None:
+    """The ``"type"`` a description names, if it is a string."""
+    t = cfg.get("type") if isinstance(cfg, dict) else None
+    return t if isinstance(t, str) else None
 
 
 def _check_against(model, archive: Archive, path) -> None:

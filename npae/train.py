@@ -34,9 +34,10 @@ class History:
     ``samples_per_s``. ``history["train_reconstruction"]`` is a column; ``stop_reason`` says
     why training ended early (None when it ran all epochs)."""
 
-    def __init__(self, rows=None, stop_reason=None):
+    def __init__(self, rows: list | None = None, stop_reason: str | None = None, warnings: list | None = None):
         self.rows: list[dict] = list(rows or [])
         self.stop_reason = stop_reason
+        self.warnings: list[str] = list(warnings or [])  # training that stalled, said once
 
     def append(self, row: dict) -> None:
         self.rows.append(dict(row))
@@ -49,15 +50,17 @@ class History:
     def __len__(self) -> int:
         return len(self.rows)
 
-    # The saved form, in history.json and in checkpoints: {"rows": [{column: value}], "stop_reason": str | None}
+    # The saved form, in history.json and in checkpoints:
+    # {"rows": [{column: value}], "stop_reason": str | None, "warnings": [str]}
     def to_dict(self) -> dict:
-        return {"rows": self.rows, "stop_reason": self.stop_reason}
+        return {"rows": self.rows, "stop_reason": self.stop_reason, "warnings": self.warnings}
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
-        if not isinstance(d, dict) or not isinstance(d.get("rows"), list) or not all(isinstance(r, dict) for r in d["rows"]):
-            raise ValueError("expected {'rows': [objects], 'stop_reason': ...}")
-        return cls(d["rows"], d.get("stop_reason"))
+        rows, warned = (d.get("rows"), d.get("warnings", [])) if isinstance(d, dict) else (None, None)
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows) or not isinstance(warned, list):
+            raise ValueError("expected {'rows': [objects], 'stop_reason': ..., 'warnings': [...]}")
+        return cls(rows, d.get("stop_reason"), warned)
 
     def __repr__(self) -> str:
         return f"History({len(self.rows)} epochs, stop_reason={self.stop_reason!r})"
@@ -115,7 +118,8 @@ def _restore(model, optimizer, rng: np.random.Generator, snap: dict) -> None:
 
 
 def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validation_data=None,
-        rng: np.random.Generator | None = None, verbose: bool = True, checkpoint=None, resume=None, out=None) -> History:
+        rng: np.random.Generator | None = None, verbose: bool = True, checkpoint=None, resume=None, out=None,
+        run: dict | None = None) -> History:
     """Train ``model`` on ``x`` for ``epochs`` epochs (counting from the start, also when resuming).
 
     Parameters
@@ -126,11 +130,14 @@ def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validat
     validation_data : array like ``x``, evaluated after every epoch
     rng : np.random.Generator drawing the shuffling and the noise; default a fresh unseeded one
     verbose : one line per epoch (and a progress bar on a terminal) to ``out`` (default stdout)
-    checkpoint : path; model, optimizer, generator and history are saved there after each epoch
+    checkpoint : path; model, optimizer, generators and history are saved there after each epoch
     resume : path of a checkpoint to continue from (restores all of the above)
+    run : a JSON object stored in each checkpoint (what the command line compares on ``--resume``)
 
-    A NaN or infinite loss stops training, restores the weights (and optimizer and generator)
-    of the last completed epoch, and sets ``history.stop_reason``; so does Ctrl-C.
+    A NaN or infinite loss stops training, restores the weights (and optimizer and generators)
+    of the last completed epoch, and sets ``history.stop_reason``; so does Ctrl-C. Training
+    that has stalled (the outputs no longer depend on the input) is warned about once and
+    recorded in ``history.warnings``; each row records the output spread it is judged by.
     """
     where = "fit"
     out = sys.stdout if out is None else out
@@ -141,66 +148,35 @@ def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validat
     rng = np.random.default_rng() if rng is None else _checks.check_rng(rng, where)
     history, start = History(), 0
     if resume is not None:
-        state = io.load_checkpoint(resume)
-        _take_weights(model, state["model"], resume)
-        if optimizer is None:
-            optimizer = state["optimizer"](model.named_params())
-        elif type(optimizer) is not state["optimizer"]:
-            raise ValueError(f"{where}: the checkpoint was trained with {state['optimizer'].__name__}, not {type(optimizer).__name__}")
-        try:
-            optimizer.load_state_dict(state["optimizer_state"])
-            rng.bit_generator.state = state["rng_state"]
-            layer_rngs = state["extra"].get("generators", [])
-            if len(layer_rngs) != len(model.generators()):
-                raise ValueError(f"{len(layer_rngs)} layer generator states for {len(model.generators())} generators")
-            for g, g_state in zip(model.generators(), layer_rngs):
-                g.bit_generator.state = g_state
-            history = History.from_dict(state["history"])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise io.ModelFileError(f"{resume}: cannot restore the training state: {exc}") from None
-        start = state["epoch"]
+        optimizer, history, start = _resume(model, optimizer, rng, resume)
+        if start >= epochs:
+            raise ValueError(f"{where}: the checkpoint {resume} has already trained {start} epoch(s), so epochs={epochs} "
+                             f"trains nothing (epochs counts from the start); ask for more than {start}")
         if verbose:
             print(f"resumed from {resume} after epoch {start}", file=out)
     optimizer = Adam(model.named_params()) if optimizer is None else optimizer
-    terms = model.active_terms()
-    n = len(x)
-    n_batches = -(-n // batch_size)
+    probe = (x if x_val is None else x_val)[:PROBE]
     history.stop_reason = None
     for epoch in range(start + 1, epochs + 1):
-        snap = _snapshot(model, optimizer, rng)
-        rows_before = len(history)
-        progress = _Progress(out, verbose, epoch, epochs, n_batches)
-        t0 = time.perf_counter()
+        snap, rows_before = _snapshot(model, optimizer, rng), len(history)
+        progress = _Progress(out, verbose, epoch, epochs, -(-len(x) // batch_size))
         try:
-            sums = dict.fromkeys(model.TERMS, 0.0)
-            order = rng.permutation(n)
-            for b in range(n_batches):
-                xb = x[order[b * batch_size:(b + 1) * batch_size]]
-                result = model.loss_and_grads(xb, rng)
-                if not np.isfinite(result["total"]):
-                    raise _checks.NonFiniteError(f"the loss is {result['total']} at batch {b + 1}")
-                optimizer.step()
-                for t in model.TERMS:
-                    sums[t] += result[t] * len(xb)
-                progress.update(b + 1, result["total"])
-            progress.clear()
-            for name, p in model.named_params():  # a NaN gradient in the last step shows only here
-                _checks.check_finite(p.value, "fit", f"parameter {name} after the last step of the epoch")
-            seconds = time.perf_counter() - t0
-            row = {"epoch": epoch, **{f"train_{t}": sums[t] / n for t in model.TERMS},
-                   "seconds": seconds, "samples_per_s": n / seconds}
-            if x_val is not None:
-                val = model.evaluate(x_val, batch_size=max(256, batch_size),
-                                     rng=np.random.default_rng(VALIDATION_SEED))
-                row.update({f"val_{t}": val[t] for t in model.TERMS})
+            row = _epoch(model, x, x_val, optimizer, rng, batch_size, epoch, progress)
+            row["output_spread"] = output_spread(model, probe)
             history.append(row)
             if checkpoint is not None:
-                io.save_checkpoint(checkpoint, model, optimizer, rng, history.to_dict(), epoch,
-                                   extra={"generators": [g.bit_generator.state for g in model.generators()]})
-        except _checks.NonFiniteError as exc:
+                extra = {"generators": [g.bit_generator.state for g in model.generators()], "run": run}
+                io.save_checkpoint(checkpoint, model, optimizer, rng, history.to_dict(), epoch, extra=extra)
+        except (_checks.NonFiniteError, KeyboardInterrupt) as exc:
             progress.clear()
             _restore(model, optimizer, rng, snap)
             del history.rows[rows_before:]
+            if isinstance(exc, KeyboardInterrupt):
+                history.stop_reason = f"interrupted in epoch {epoch}"
+                if verbose:
+                    print(f"interrupted: keeping the weights after epoch {epoch - 1}"
+                          + (f" (also in {checkpoint})" if checkpoint is not None and epoch > 1 else ""), file=out)
+                break
             history.stop_reason = f"diverged in epoch {epoch}: {exc}"
             message = (f"training stopped: {history.stop_reason}; the weights are those after epoch {epoch - 1} "
                        f"(try a smaller learning rate)")
@@ -208,18 +184,110 @@ def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validat
             if verbose:
                 print(message, file=out)
             break
-        except KeyboardInterrupt:
-            progress.clear()
-            _restore(model, optimizer, rng, snap)
-            del history.rows[rows_before:]
-            history.stop_reason = f"interrupted in epoch {epoch}"
-            if verbose:
-                print(f"interrupted: keeping the weights after epoch {epoch - 1}"
-                      + (f" (also in {checkpoint})" if checkpoint is not None and epoch > 1 else ""), file=out)
-            break
         if verbose:
-            print(_epoch_line(row, epochs, terms, x_val is not None), file=out, flush=True)
+            print(_epoch_line(row, epochs, model.active_terms(), x_val is not None), file=out, flush=True)
+        previous = history.rows[-2]["output_spread"] if len(history) > 1 else None
+        if not history.warnings and _stalled(model, probe, row["output_spread"], previous):
+            message = _stalled_message(model, optimizer, probe, epoch, row["output_spread"])
+            history.warnings.append(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            if verbose:
+                print(f"warning: {message}", file=out)
     return history
+
+
+def _epoch(model, x, x_val, optimizer, rng, batch_size, epoch, progress) -> dict:
+    """One pass over ``x`` in shuffled mini-batches; the epoch's row of the history."""
+    t0 = time.perf_counter()
+    n, n_batches = len(x), progress.n
+    sums = dict.fromkeys(model.TERMS, 0.0)
+    order = rng.permutation(n)
+    for b in range(n_batches):
+        xb = x[order[b * batch_size:(b + 1) * batch_size]]
+        result = model.loss_and_grads(xb, rng)
+        if not np.isfinite(result["total"]):
+            raise _checks.NonFiniteError(f"the loss is {result['total']} at batch {b + 1}")
+        optimizer.step()
+        for t in model.TERMS:
+            sums[t] += result[t] * len(xb)
+        progress.update(b + 1, result["total"])
+    progress.clear()
+    for name, p in model.named_params():  # a NaN gradient in the last step shows only here
+        _checks.check_finite(p.value, "fit", f"parameter {name} after the last step of the epoch")
+    seconds = time.perf_counter() - t0
+    row = {"epoch": epoch, **{f"train_{t}": sums[t] / n for t in model.TERMS},
+           "seconds": seconds, "samples_per_s": n / seconds}
+    if x_val is not None:
+        val = model.evaluate(x_val, batch_size=max(256, batch_size), rng=np.random.default_rng(VALIDATION_SEED))
+        row.update({f"val_{t}": val[t] for t in model.TERMS})
+    return row
+
+
+def _resume(model, optimizer, rng: np.random.Generator, path) -> tuple:
+    """Restore weights, optimizer, generators and history from a checkpoint: ``(optimizer, history, epoch)``."""
+    state = io.load_checkpoint(path)
+    _take_weights(model, state["model"], path)
+    if optimizer is None:
+        optimizer = state["optimizer"](model.named_params())
+    elif type(optimizer) is not state["optimizer"]:
+        raise ValueError(f"fit: the checkpoint was trained with {state['optimizer'].__name__}, "
+                         f"not {type(optimizer).__name__}")
+    try:
+        optimizer.load_state_dict(state["optimizer_state"])
+        rng.bit_generator.state = state["rng_state"]
+        layer_rngs = state["extra"].get("generators", [])
+        if len(layer_rngs) != len(model.generators()):
+            raise ValueError(f"{len(layer_rngs)} layer generator states for {len(model.generators())} generators")
+        for g, g_state in zip(model.generators(), layer_rngs):
+            g.bit_generator.state = g_state
+        history = History.from_dict(state["history"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise io.ModelFileError(f"{path}: cannot restore the training state: {exc}") from None
+    return optimizer, history, state["epoch"]
+
+
+# -- stalled training -------------------------------------------------------------------------------
+PROBE = 256  # validation (or training) samples the output spread is measured on after each epoch
+#: below this spread the outputs hardly depend on the input: a trained autoencoder is at 0.3 to 0.9, one
+#: collapsed to a constant output below 0.01, a healthy one a few dozen steps into training near 0.015
+STALLED_SPREAD = 0.02
+
+
+def _stalled(model, probe, spread: float, previous: float | None) -> bool:
+    """The outputs no longer depend on the input, and training is not bringing the dependence back:
+    the spread is below STALLED_SPREAD and either the outputs are saturated (every one within 1e-3
+    of 0 or 1 on average, where a sigmoid's gradient vanishes) or the spread did not grow since the
+    last epoch (early in training it grows epoch by epoch)."""
+    if spread >= STALLED_SPREAD:
+        return False
+    if previous is not None and spread <= 1.05 * previous:
+        return True
+    x_hat = model.reconstruct(probe)
+    return bool(x_hat.min() >= 0 and x_hat.max() <= 1 and np.minimum(x_hat, 1 - x_hat).mean() < 1e-3)
+
+
+def output_spread(model, x: np.ndarray) -> float:
+    """How much the reconstructions vary across the samples ``x``, relative to how much ``x`` does:
+    ``mean_i std_n x_hat[n, i] / mean_i std_n x[n, i]`` (1 when the output follows the input's
+    variation, 0 when every output is the same)."""
+    x_hat = model.reconstruct(x).reshape(len(x), -1)
+    spread_in = float(x.reshape(len(x), -1).std(axis=0, dtype=np.float64).mean())
+    return float(x_hat.std(axis=0, dtype=np.float64).mean()) / spread_in if spread_in > 0 else 1.0
+
+
+def _stalled_message(model, optimizer, probe, epoch, spread) -> str:
+    x_hat = model.reconstruct(probe)
+    causes = []
+    if x_hat.min() >= 0 and x_hat.max() <= 1 and float(np.minimum(x_hat, 1 - x_hat).mean()) < 1e-3:
+        causes.append("the sigmoid output has saturated (nearly every output is 0 or 1, where its gradient vanishes)")
+    lr = getattr(optimizer, "lr", None)
+    if lr is not None and lr > 1e-2:
+        causes.append(f"the learning rate {lr:g} is large (Adam's usual is 1e-3)")
+    if not causes:
+        causes.append("the loss has reached the value of a constant output (under MSE a sigmoid output can collapse "
+                      "to the mean image; see docs/choices.md)")
+    return (f"training has stalled in epoch {epoch}: the outputs no longer depend on the input (their spread across "
+            f"samples is {spread:.4f} of the data's); likely cause: {'; '.join(causes)}")
 
 
 def _take_weights(model, saved, path) -> None:

@@ -113,3 +113,103 @@ def test_train_and_evaluate_the_families_beyond_the_article(family, tmp_path, ca
     else:
         assert lines[0].startswith(f"{family}: test mse: ")
         assert float(lines[0].split()[-1]) == pytest.approx(history["val_reconstruction"], abs=PRINTED_6)
+
+
+# -- mistakes and lost work: one error line each, nothing lost -----------------------------------------
+def error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[0].startswith("error: ") and "Traceback" not in "\n".join(err), err
+    return err[0]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "ordinary", "--lr", "inf"], "finite"), (["train", "ordinary", "--lr", "nan"], "finite"),
+    (["train", "ordinary", "--seed", "-1"], ">= 0"), (["train", "ordinary", "--epochs", "1.5"], "expected an int"),
+    (["train", "ordinary", "--resume", "a", "--overwrite"], "not allowed with"),
+])
+def test_usage_mistakes_are_one_line_with_status_2(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    line = error_line(capsys)
+    assert fragment in line and "--help" in line
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"npae {npae.__version__}"
+
+
+def quick(out, *more):
+    return ["train", "ordinary", "--epochs", "1", "--limit", "300", "--batch-size", "100", "--out", str(out), *more]
+
+
+def test_a_run_never_replaces_a_checkpoint_unasked(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick(out)) == 0
+    before = (out / "checkpoint.npz").read_bytes()
+    assert main(quick(out)) == 1
+    assert "--resume" in error_line(capsys) and (out / "checkpoint.npz").read_bytes() == before
+    assert main(quick(out, "--overwrite")) == 0
+
+
+def test_resume_refuses_other_settings_and_says_which(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(quick(out)) == 0
+    capsys.readouterr()
+    ck = str(out / "checkpoint.npz")
+    cases = [(["train", "sparse", "--epochs", "2", "--limit", "300", "--batch-size", "100"], "family: 'ordinary' (checkpoint) vs 'sparse'"),
+             (["train", "ordinary", "--epochs", "2", "--limit", "300", "--batch-size", "50"], "batch_size: 100"),
+             (["train", "ordinary", "--epochs", "2", "--limit", "300", "--batch-size", "100", "--lr", "0.01"], "lr: 0.001"),
+             (["train", "ordinary", "--epochs", "2", "--limit", "400", "--batch-size", "100"], "limit: 300"),
+             (["train", "ordinary", "--epochs", "1", "--limit", "300", "--batch-size", "100"], "already trained 1 epoch")]
+    for argv, fragment in cases:
+        assert main(argv + ["--out", str(out), "--resume", ck]) == 1
+        assert fragment in error_line(capsys), argv
+
+
+def test_runtime_mistakes_are_one_line_with_status_1(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(quick(tmp_path / "file")) == 1
+    assert "is a file, not a folder" in error_line(capsys)
+    from npae.datasets import write_idx
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for prefix in ("train", "t10k"):
+        write_idx(empty / f"{prefix}-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+        write_idx(empty / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    assert main(quick(tmp_path / "run", "--data", str(empty))) == 1
+    assert "0 training and 0 test images" in error_line(capsys)
+    assert main(["evaluate", str(tmp_path / "missing.npz")]) == 1
+    assert "no such file" in error_line(capsys)
+
+
+def test_an_interrupt_in_the_first_epoch_saves_nothing(tmp_path, capsys, monkeypatch):
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(npae.optim.Adam, "step", interrupted)
+    out = tmp_path / "run"
+    assert main(quick(out)) == 130
+    assert "nothing was saved" in error_line(capsys)
+    assert not (out / "model.npz").exists() and not (out / "checkpoint.npz").exists()
+
+
+def test_a_dead_network_exits_1_and_says_why(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "ordinary", "--epochs", "2", "--limit", "2000", "--lr", "1", "--out", str(out)]) == 1
+    line = error_line(capsys)
+    assert "stalled" in line and "learning rate 1 is large" in line
+    assert (out / "model.npz").exists()  # what there is, is kept
+
+
+def test_a_broken_pipe_is_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-m", "npae", "data", "info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # the reader is gone before anything is written, as with `| head -n 0`
+    err = child.stderr.read().decode()
+    assert child.wait() == 1 and "Traceback" not in err and "BrokenPipe" not in err

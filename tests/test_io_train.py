@@ -203,6 +203,8 @@ def test_fit_bad_arguments(kwargs, exc, match):
 
 
 def test_fit_bad_data():
+    with pytest.raises(ValueError, match="got a scalar"):
+        fit(small(), np.float32(3.0), epochs=1)
     with pytest.raises(TypeError, match="float64 but the model is float32"):
         fit(small(), X.astype(np.float64), epochs=1)
     with pytest.raises(ValueError, match=r"\(N, 784\)"):
@@ -375,3 +377,47 @@ def test_progress_bar_only_on_a_terminal():
     plain = _io.StringIO()
     fit(small(), X, epochs=1, batch_size=100, rng=np.random.default_rng(0), out=plain)
     assert "[" not in plain.getvalue() and "\r" not in plain.getvalue()
+
+
+# -- stalled training ---------------------------------------------------------------------------------
+def test_output_spread_is_one_for_a_copy_and_zero_for_a_constant():
+    from npae.train import output_spread
+
+    class Copy:
+        def reconstruct(self, x):
+            return x
+
+    class Constant:
+        def reconstruct(self, x):
+            return np.broadcast_to(x.mean(axis=0), x.shape)
+
+    assert output_spread(Copy(), X[:100]) == pytest.approx(1.0)
+    assert output_spread(Constant(), X[:100]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_dead_network_is_reported():
+    """lr 1 saturates the sigmoid: every reconstruction is the same image of 0s and 1s."""
+    model = small()
+    with pytest.warns(RuntimeWarning, match="training has stalled in epoch 1.*sigmoid output has saturated"):
+        history = fit(model, X, epochs=2, batch_size=64, optimizer=npae.optim.Adam(model.named_params(), lr=1.0),
+                      rng=np.random.default_rng(0), verbose=False)
+    assert len(history.warnings) == 1 and "learning rate 1 is large" in history.warnings[0]
+    assert all(row["output_spread"] < 0.02 for row in history.rows)
+    assert npae.train.History.from_dict(history.to_dict()).warnings == history.warnings
+
+
+def test_healthy_training_is_not_reported(recwarn):
+    """A small model a few dozen steps in has a small but growing spread: no warning."""
+    history = fit(small(), X, epochs=3, batch_size=64, rng=np.random.default_rng(0), verbose=False)
+    assert not history.warnings and not [w for w in recwarn if "stalled" in str(w.message)]
+    spreads = [row["output_spread"] for row in history.rows]
+    assert spreads == sorted(spreads)
+
+
+@pytest.mark.slow
+def test_the_conv_collapse_to_black_is_reported():
+    (x, _), (xt, _) = npae.load_mnist()
+    model = A.convolutional(rng=np.random.default_rng(0), output_bias=0.0)
+    with pytest.warns(RuntimeWarning, match="stalled"):
+        history = fit(model, x[:3000], epochs=3, validation_data=xt[:500], rng=np.random.default_rng(0), verbose=False)
+    assert history.warnings and "no longer depend on the input" in history.warnings[0]
