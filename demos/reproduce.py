@@ -97,7 +97,7 @@ def write_report(results, args, data, total):
         "- Denoising: inputs corrupted by Gaussian noise of std 0.5 clipped to [0, 1] (drawn by np.random.default_rng(0)",
         "  for the test set); the MSE compares the output with the clean image.",
         "- Sparse: L1Activity(3e-5) = 3e-5 x (per-sample sum of |code|) averaged over the batch.",
-        "- The convolutional families start their sigmoid output bias at logit(0.1307) (README: choices).",
+        "- The convolutional families start their sigmoid output bias at logit(0.1307) (docs/choices.md).",
         "- Contractive: Contractive(lam) = lam x (per-sample ||J(x)||_F^2 of the encoder) averaged over the batch.",
         "- VAE: -ELBO = reconstruction (-log p(x|z), Bernoulli, summed over the 784 pixels) + KL(q(z|x) || N(0, I)),",
         "  in nats per image, averaged over the test set, one z per image drawn with np.random.default_rng(0);",
