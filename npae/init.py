@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import _checks
@@ -23,7 +25,8 @@ def fans(shape: tuple, layout: str) -> tuple[int, int]:
     raise ValueError(f"fans: layout must be 'dense' or 'conv', got {layout!r}")
 
 
-def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: str = "dense") -> np.ndarray:
+def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype: type | np.dtype | str = np.float32,
+                   layout: str = "dense") -> np.ndarray:
     """Glorot & Bengio (2010): ``W ~ U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))`` (the Keras default)."""
     _checks.check_rng(rng, "glorot_uniform")
     fan_in, fan_out = fans(shape, layout)
@@ -31,7 +34,8 @@ def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32, lay
     return rng.uniform(-a, a, size=shape).astype(dtype)
 
 
-def he_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: str = "dense") -> np.ndarray:
+def he_normal(shape: tuple, rng: np.random.Generator, dtype: type | np.dtype | str = np.float32,
+              layout: str = "dense") -> np.ndarray:
     """He et al. (2015): ``W ~ N(0, 2 / fan_in)``, for ReLU layers."""
     _checks.check_rng(rng, "he_normal")
     fan_in, _ = fans(shape, layout)
@@ -41,11 +45,11 @@ def he_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: 
 INITIALIZERS = {"glorot_uniform": glorot_uniform, "he_normal": he_normal}
 
 
-def get(init) -> callable:
+def get(init: str | Callable[..., np.ndarray]) -> callable:
     """Look an initializer up by name, or pass a callable ``(shape, rng, dtype, layout)`` through."""
     return _checks.named_or_callable(init, INITIALIZERS, "initializer")
 
 
-def default_rng(rng, where: str) -> np.random.Generator:
+def default_rng(rng: np.random.Generator | None, where: str) -> np.random.Generator:
     """``rng`` itself, or a fresh unseeded Generator when ``rng`` is None (never the global state)."""
     return np.random.default_rng() if rng is None else _checks.check_rng(rng, where)
