@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -16,7 +17,7 @@ _inside = threading.local()
 
 
 @contextlib.contextmanager
-def inside_sequential():
+def inside_sequential() -> Iterator[None]:
     """Within a Sequential, layers after the first skip the finiteness scan of their input
     and dy: those arrays were made by npae layers from checked ones. A NaN that arises
     inside (an overflow) still reaches the loss, which checks its inputs, and fit, which
@@ -29,7 +30,8 @@ def inside_sequential():
         _inside.on = before
 
 
-def as_float_array(x, where: str, what: str = "input") -> np.ndarray:
+def as_float_array(x: np.ndarray | list | tuple | float | int | np.generic, where: str,
+                   what: str = "input") -> np.ndarray:
     """Return ``x`` as a floating ndarray (no copy) or raise ``TypeError``.
 
     Integer, boolean, complex and object arrays are refused instead of being cast:
@@ -75,7 +77,7 @@ def check_dtype(x: np.ndarray, dtype: np.dtype, where: str, what: str = "input")
         )
 
 
-def fmt_shape(shape) -> str:
+def fmt_shape(shape: tuple) -> str:
     """Text for a shape such as ``(None, "C", 28, 28)``: None prints as N (the free batch size)."""
     inner = ", ".join("N" if s is None else str(s) for s in shape)
     return f"({inner})" if len(shape) != 1 else f"({inner},)"
@@ -91,7 +93,8 @@ def check_shape(x: np.ndarray, expected: tuple, where: str, what: str = "input")
         raise ValueError(f"{where}: {what} has an empty batch (shape {tuple(x.shape)})")
 
 
-def check_input(x, expected: tuple, where: str, dtype=None, what: str = "input") -> np.ndarray:
+def check_input(x: np.ndarray | list | tuple | float | int | np.generic, expected: tuple, where: str,
+                dtype: np.dtype | None = None, what: str = "input") -> np.ndarray:
     """All input checks a layer's ``forward`` needs, in the order a user would fix them."""
     x = as_float_array(x, where, what)
     check_shape(x, expected, where, what)
@@ -101,7 +104,8 @@ def check_input(x, expected: tuple, where: str, dtype=None, what: str = "input")
     return x
 
 
-def check_grad(dy, y_shape: tuple | None, y_dtype, where: str) -> np.ndarray:
+def check_grad(dy: np.ndarray | list | tuple | float | int | np.generic, y_shape: tuple | None, y_dtype: np.dtype,
+               where: str) -> np.ndarray:
     """Check an upstream gradient against the shape and dtype of the cached output."""
     if y_shape is None:
         raise ValueError(
@@ -119,7 +123,7 @@ def check_grad(dy, y_shape: tuple | None, y_dtype, where: str) -> np.ndarray:
     return dy
 
 
-def pair(v, name: str, where: str, minimum: int = 1) -> tuple[int, int]:
+def pair(v: int | np.integer | tuple[int, int] | list[int], name: str, where: str, minimum: int = 1) -> tuple[int, int]:
     """Turn ``3`` or ``(3, 3)`` into ``(3, 3)``, checking it is a pair of ints >= minimum."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         v = (int(v), int(v))
@@ -135,13 +139,13 @@ def pair(v, name: str, where: str, minimum: int = 1) -> tuple[int, int]:
     return v
 
 
-def positive_int(v, name: str, where: str) -> int:
+def positive_int(v: int | np.integer, name: str, where: str) -> int:
     if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
         raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
     return int(v)
 
 
-def float_dtype(dtype, where: str) -> np.dtype:
+def float_dtype(dtype: type | np.dtype | str, where: str) -> np.dtype:
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
@@ -151,7 +155,7 @@ def float_dtype(dtype, where: str) -> np.dtype:
     return dt
 
 
-def nonneg_float(v, name: str, where: str) -> float:
+def nonneg_float(v: float, name: str, where: str) -> float:
     try:
         f = float(v)
     except (TypeError, ValueError) as exc:
@@ -161,7 +165,7 @@ def nonneg_float(v, name: str, where: str) -> float:
     return f
 
 
-def named_or_callable(value, table: dict, what: str):
+def named_or_callable(value: str | Callable[..., object], table: dict, what: str) -> Callable[..., object]:
     """``table[value]`` for a name, ``value`` itself for a callable; a clear error otherwise."""
     if callable(value):
         return value
@@ -171,7 +175,7 @@ def named_or_callable(value, table: dict, what: str):
         raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(table)} or a callable") from None
 
 
-def check_rng(rng, where: str) -> np.random.Generator:
+def check_rng(rng: np.random.Generator, where: str) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
             f"{where}: rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "

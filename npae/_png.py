@@ -3,15 +3,17 @@ reconstruction figure (matplotlib is optional; the demos use it for richer plots
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
 from ._files import atomic_write_bytes
 
 
-def image_grid(rows, scale: int = 2, gap: int = 2) -> np.ndarray:
+def image_grid(rows: Sequence[np.ndarray | Sequence[np.ndarray]], scale: int = 2, gap: int = 2) -> np.ndarray:
     """Tile rows of images (each a sequence of (H, W) arrays in [0, 1]) into one uint8 image."""
     rows = [np.clip(np.asarray(r, dtype=np.float64), 0, 1) for r in rows]
     n, h, w = rows[0].shape
@@ -23,7 +25,7 @@ def image_grid(rows, scale: int = 2, gap: int = 2) -> np.ndarray:
     return np.kron(grid, np.ones((scale, scale), np.uint8)) if scale > 1 else grid
 
 
-def write_png(path, image: np.ndarray) -> None:
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a 2-D uint8 array as an 8-bit grayscale PNG, atomically."""
     image = np.asarray(image)
     if image.ndim != 2 or image.dtype != np.uint8:

@@ -56,7 +56,7 @@ class ReLU(_Elementwise):
     def _df(self, x, dy):
         return dy * (x > 0)
 
-    def kink_state(self, x):
+    def kink_state(self, x: np.ndarray) -> np.ndarray:
         return x > 0
 
 
@@ -75,7 +75,7 @@ class LeakyReLU(_Elementwise):
     def _df(self, x, dy):
         return np.where(x > 0, dy, dy * dy.dtype.type(self.alpha))
 
-    def kink_state(self, x):
+    def kink_state(self, x: np.ndarray) -> np.ndarray:
         return x > 0
 
     def config(self) -> dict:
@@ -85,7 +85,7 @@ class LeakyReLU(_Elementwise):
     def examples(cls, rng: np.random.Generator) -> list:
         return [("LeakyReLU(0.1)", cls(0.1), away_from_zero((4, 6), rng))]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
 
 

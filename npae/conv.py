@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -58,8 +59,10 @@ class Conv2D(Layer):
     grid, where every kernel offset is one contiguous shift).
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel_size, *, stride=1, padding="same",
-                 rng: np.random.Generator | None = None, dtype=np.float32, init="glorot_uniform"):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int | tuple[int, int] | list[int], *,
+                 stride: int | tuple[int, int] | list[int] = 1, padding: str | int = "same",
+                 rng: np.random.Generator | None = None, dtype: type | np.dtype | str = np.float32,
+                 init: str | Callable[..., np.ndarray] = "glorot_uniform"):
         where = "Conv2D"
         self.c_in = _checks.positive_int(c_in, "c_in", where)
         self.c_out = _checks.positive_int(c_out, "c_out", where)
@@ -129,7 +132,8 @@ class Conv2D(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3 or input_shape[0] != self.c_in:
-            raise ValueError(f"Conv2D: expected input of shape (N, {self.c_in}, H, W), got (N, {', '.join(map(str, input_shape))})")
+            raise ValueError(f"Conv2D: expected input of shape (N, {self.c_in}, H, W), "
+                             f"got (N, {', '.join(map(str, input_shape))})")
         _, out = geometry(input_shape, self.kernel_size, self.stride, self.padding, "Conv2D")
         return (self.c_out,) + out
 

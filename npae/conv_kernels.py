@@ -42,7 +42,7 @@ class Scratch:
     def __init__(self):
         self.arrays: dict[str, np.ndarray] = {}
 
-    def get(self, key: str, shape: tuple, dtype) -> np.ndarray:
+    def get(self, key: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
         buf = self.arrays.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self.arrays[key] = np.zeros(shape, dtype)
@@ -54,7 +54,8 @@ class Scratch:
 
 
 # -- strided: im2col, any stride -----------------------------------------------------------
-def strided_forward(x, W, b, stride, pads, out):
+def strided_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: tuple[int, int],
+                    pads: tuple[int, int, int, int], out: tuple[int, int]) -> tuple[np.ndarray, tuple]:
     """y (N, c_out, Ho, Wo) by ``y2 = W2 @ cols + b``; saved: ``cols`` and the padded shape."""
     c_out = W.shape[0]
     xpt = pad(x, pads).transpose(1, 0, 2, 3)  # (c_in, N, Hp, Wp): channels first for im2col
@@ -64,7 +65,9 @@ def strided_forward(x, W, b, stride, pads, out):
     return y, (cols, xpt.shape)
 
 
-def strided_backward(dy, W, saved, stride, pads, x_shape, need_dx=True):
+def strided_backward(dy: np.ndarray, W: np.ndarray, saved: tuple, stride: tuple[int, int],
+                     pads: tuple[int, int, int, int], x_shape: tuple,
+                     need_dx: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``dW2 = dy2 @ cols.T``, ``db = sum dy2``, ``dx = col2im(W2.T @ dy2)`` without its pads."""
     cols, xpt_shape = saved
     c_out = W.shape[0]
@@ -91,29 +94,30 @@ def strided_backward(dy, W, saved, stride, pads, x_shape, need_dx=True):
 # xf kh*kw times instead of writing and reading a matrix kh*kw times its size. In backward
 # such a layer (and any with c_out < c_in) builds the shifted copies of dy (shifted_dy):
 # one product with them gives dx, another dW (the latter when the cache is xf).
-def shifts(kernel, Wp):
+def shifts(kernel: tuple[int, int], Wp: int) -> list[tuple[int, int, int]]:
     """``(u, v, u*Wp + v)`` for each kernel offset: where window element (u, v) sits on the flat grid."""
     kh, kw = kernel
     return [(u, v, u * Wp + v) for u in range(kh) for v in range(kw)]
 
 
-def narrows(W) -> bool:
+def narrows(W: np.ndarray) -> bool:
     """Whether the flat kernels take the narrowing route (c_in >= 2 c_out: no im2col matrix)."""
     return W.shape[1] >= 2 * W.shape[0]
 
 
-def with_bias_column(W, b):
+def with_bias_column(W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``[W2 | b]`` (c_out, c_in*kh*kw + 1): the kernel as a matrix and the bias as its last
     column, for an im2col matrix whose last row is ones."""
     return np.concatenate([W.reshape(W.shape[0], -1), b[:, None]], axis=1)
 
 
-def split_bias_column(dW2b, W_shape):
+def split_bias_column(dW2b: np.ndarray, W_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
     """``[dW2 | db]`` (the product of dy with such a matrix) -> ``(dW, db)``."""
     return dW2b[:, :-1].reshape(W_shape), dW2b[:, -1]
 
 
-def flat_forward(x, W, b, pads, out, scratch):
+def flat_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, pads: tuple[int, int, int, int], out: tuple[int, int],
+                 scratch: Scratch) -> tuple[np.ndarray, tuple]:
     """y by products on the flat padded grid; saved: ``xf`` (narrowing) or ``[cols; 1]``, and the grid's shape."""
     (c_out, C, kh, kw), (pt, _, pl, _) = W.shape, pads
     N, _, H, Wd = x.shape
@@ -143,7 +147,7 @@ def flat_forward(x, W, b, pads, out, scratch):
     return y, (saved, xpt.shape)
 
 
-def shifted_dy(dyf, kernel, Wp, scratch):
+def shifted_dy(dyf: np.ndarray, kernel: tuple[int, int], Wp: int, scratch: Scratch) -> np.ndarray:
     """``dshift[(o, u, v), q] = dyf[o, q - u*Wp - v]`` (0 where q < u*Wp + v): (c_out*kh*kw, Np).
 
     The stride-1 scatter read as a gather: the window element (u, v) of output position
@@ -157,7 +161,8 @@ def shifted_dy(dyf, kernel, Wp, scratch):
     return dshift.reshape(-1, Np)
 
 
-def flat_backward(dy, W, saved, pads, x_shape, scratch, need_dx=True):
+def flat_backward(dy: np.ndarray, W: np.ndarray, saved: tuple, pads: tuple[int, int, int, int], x_shape: tuple,
+                  scratch: Scratch, need_dx: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """dW, db and dx of :func:`flat_forward`, on the same grid."""
     (c_out, c_in, kh, kw), (cached, (_, N, Hp, Wp)) = W.shape, saved
     out = dy.shape[2:]
@@ -196,13 +201,14 @@ def flat_backward(dy, W, saved, pads, x_shape, scratch, need_dx=True):
 # j + v] plus a row of ones, costs less to build than the two c_out-channel copies the flat
 # kernels need (the crop of y out of the padded grid, and dy into it): one product per
 # sample, y[n] = [W2 | b] @ cols[n], is y already in NCHW, and dy[n] is used where it is.
-def per_sample_pays(W) -> bool:
+def per_sample_pays(W: np.ndarray) -> bool:
     """Whether a stride-1 layer takes the per-sample kernels: ``c_in*kh*kw + 1 <= 2*c_out``."""
     c_out, c_in, kh, kw = W.shape
     return c_in * kh * kw + 1 <= 2 * c_out
 
 
-def per_sample_forward(x, W, b, pads, out, scratch):
+def per_sample_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, pads: tuple[int, int, int, int],
+                       out: tuple[int, int], scratch: Scratch) -> tuple[np.ndarray, tuple]:
     """``y[n] = [W2 | b] @ cols[n]`` for each sample n; saved: ``cols`` and the padded shape."""
     (c_out, C, kh, kw), N = W.shape, x.shape[0]
     xp = pad(x, pads)
@@ -214,7 +220,8 @@ def per_sample_forward(x, W, b, pads, out, scratch):
     return np.matmul(with_bias_column(W, b), cols).reshape((N, c_out) + tuple(out)), (cols, xp.shape)
 
 
-def per_sample_backward(dy, W, saved, pads, x_shape, need_dx=True):
+def per_sample_backward(dy: np.ndarray, W: np.ndarray, saved: tuple, pads: tuple[int, int, int, int], x_shape: tuple,
+                        need_dx: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``[dW2 | db] = sum_n dy[n] @ cols[n].T``; ``dcols[n] = W2.T @ dy[n]`` scattered back."""
     (c_out, C, kh, kw), (cols, xp_shape) = W.shape, saved
     N, out = dy.shape[0], dy.shape[2:]

@@ -95,7 +95,7 @@ class Param:
     def size(self) -> int:
         return self.value.size
 
-    def astype(self, dtype) -> Param:
+    def astype(self, dtype: type | np.dtype | str) -> Param:
         """Convert value and grad to ``dtype`` in place (the Param object stays the same)."""
         self.value = self.value.astype(dtype)
         self.grad = self.grad.astype(dtype)
@@ -148,7 +148,7 @@ class Layer:
         return {"type": type(self).__name__}
 
     @classmethod
-    def from_config(cls, cfg: dict, context) -> Layer:
+    def from_config(cls, cfg: dict, context: object) -> Layer:
         """The layer ``config()`` describes (freshly initialized). ``context`` lets a layer that
         refers to another (TiedDense) find it: ``context.layer_at(path)``."""
         return cls(**{k: v for k, v in cfg.items() if k != "type"})
@@ -182,7 +182,7 @@ class Layer:
         for _, p in self.named_params():
             p.grad[...] = 0
 
-    def astype(self, dtype) -> Layer:
+    def astype(self, dtype: type | np.dtype | str) -> Layer:
         """Convert every parameter (and its gradient) and every float buffer to ``dtype``; returns ``self``."""
         dtype = _checks.float_dtype(dtype, f"{type(self).__name__}.astype")
         for p in self.params.values():
@@ -304,7 +304,7 @@ class Sequential(Layer):
             x = layer.forward(x, training=True)  # the training-mode function, as checked
         return np.concatenate(states) if states else None
 
-    def astype(self, dtype) -> Sequential:
+    def astype(self, dtype: type | np.dtype | str) -> Sequential:
         for layer in self.layers:
             layer.astype(dtype)
         return self
@@ -317,7 +317,8 @@ class Sequential(Layer):
         return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
 
     @classmethod
-    def from_config(cls, cfg: dict, context) -> Sequential:
+    def from_config(cls, cfg: dict, context: object) -> Sequential:
+        """The Sequential ``cfg`` describes; ``context`` builds each of its layers: ``context.build(layer_cfg)``."""
         if set(cfg) != {"type", "layers"} or not isinstance(cfg["layers"], list):
             raise ValueError("expected {'type': 'Sequential', 'layers': [<layer>, ...]}")
         return cls(*[context.build(c) for c in cfg["layers"]])

@@ -35,12 +35,18 @@ The suite that ``python -m npae gradcheck`` runs is :mod:`npae.suite`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _checks
 from .core import Layer, away_from_zero, distinct_values
+
+if TYPE_CHECKING:
+    from .autoencoders import Autoencoder
+    from .vae import VAE
 
 __all__ = ["KINKED", "SMOOTH", "Entry", "GradcheckReport", "away_from_zero", "check_function", "check_layer",
            "check_model", "distinct_values", "numerical_gradient", "rel_error"]
@@ -49,7 +55,7 @@ SMOOTH = 1e-7
 KINKED = 1e-5
 
 
-def rel_error(a, b) -> float:
+def rel_error(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> float:
     """``max|a - b| / max(1e-8, max|a| + max|b|)``; 0 for identical arrays."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
@@ -98,7 +104,7 @@ def _numeric(f, x, h, coords, kink=None):
     return grad.reshape(x.shape), crossed.reshape(x.shape)
 
 
-def numerical_gradient(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """Numerical gradient of the scalar ``f(x)`` by central differences (float64 only).
 
     ``x`` is perturbed one coordinate at a time and restored; ``f`` is called 2 * x.size times.
@@ -149,14 +155,16 @@ class GradcheckReport:
         lines = [f"{self.title}: {'PASS' if self.passed else 'FAIL'} (worst rel. error {self.worst:.2e})"]
         for e in self.entries:
             status = "ok  " if e.passed else "FAIL"
-            line = f"  {status} {e.name:<16} rel. error {e.rel_error:.2e}  (threshold {e.threshold:.0e}, {e.checked} coords)"
+            line = (f"  {status} {e.name:<16} rel. error {e.rel_error:.2e}  "
+                    f"(threshold {e.threshold:.0e}, {e.checked} coords)")
             if e.kinks:
                 line += f"  WARNING: {e.kinks} perturbation(s) crossed a kink; move the input away from it"
             lines.append(line)
         return "\n".join(lines)
 
 
-def check_layer(layer: Layer, x: np.ndarray, *, rng=None, h: float = 1e-6, threshold: float | None = None,
+def check_layer(layer: Layer, x: np.ndarray, *, rng: np.random.Generator | None = None, h: float = 1e-6,
+                threshold: float | None = None,
                 samples: int | None = None, title: str | None = None) -> GradcheckReport:
     """Check ``layer.backward`` against central differences, for the input and every parameter.
 
@@ -197,7 +205,8 @@ def check_layer(layer: Layer, x: np.ndarray, *, rng=None, h: float = 1e-6, thres
             coords = _coords(arr, samples, rng)
             num, crossed = _numeric(f, arr, h, coords, kink)
             ana = analytic[name].reshape(-1)[coords]
-            report.entries.append(Entry(name, rel_error(ana, num.reshape(-1)[coords]), threshold, len(coords), int(crossed.sum())))
+            report.entries.append(Entry(name, rel_error(ana, num.reshape(-1)[coords]), threshold, len(coords),
+                                        int(crossed.sum())))
     finally:
         for n, p in layer.named_params():
             p.grad[...] = saved[n]
@@ -218,7 +227,8 @@ class _Replay:
             g.bit_generator.state = state
 
 
-def check_function(f, x: np.ndarray, *, h: float = 1e-6, threshold: float = SMOOTH, kink=None,
+def check_function(f: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.ndarray, *, h: float = 1e-6,
+                   threshold: float = SMOOTH, kink: Callable[[np.ndarray], np.ndarray] | None = None,
                    name: str = "x", title: str = "function") -> GradcheckReport:
     """Check a ``(value, grad) = f(x)`` pair (a loss or a penalty) against central differences.
 
@@ -233,7 +243,7 @@ def check_function(f, x: np.ndarray, *, h: float = 1e-6, threshold: float = SMOO
     return GradcheckReport(title, [Entry(name, rel_error(ana, num), threshold, x.size, int(crossed.sum()))])
 
 
-def check_model(model, x: np.ndarray, *, seed: int = 0, h: float = 1e-6, samples: int | None = 20,
+def check_model(model: Autoencoder | VAE, x: np.ndarray, *, seed: int = 0, h: float = 1e-6, samples: int | None = 20,
                 threshold: float = KINKED, title: str | None = None) -> GradcheckReport:
     """Check an Autoencoder's whole objective (reconstruction + code penalty + weight decay).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -27,7 +28,8 @@ def fans(shape: tuple, layout: str) -> tuple[int, int]:
     raise ValueError(f"fans: layout must be 'dense' or 'conv', got {layout!r}")
 
 
-def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: str = "dense") -> np.ndarray:
+def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype: type | np.dtype | str = np.float32,
+                   layout: str = "dense") -> np.ndarray:
     """Glorot & Bengio (2010): ``W ~ U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))`` (the Keras default)."""
     _checks.check_rng(rng, "glorot_uniform")
     fan_in, fan_out = fans(shape, layout)
@@ -35,7 +37,8 @@ def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32, lay
     return rng.uniform(-a, a, size=shape).astype(dtype)
 
 
-def he_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: str = "dense") -> np.ndarray:
+def he_normal(shape: tuple, rng: np.random.Generator, dtype: type | np.dtype | str = np.float32,
+              layout: str = "dense") -> np.ndarray:
     """He et al. (2015): ``W ~ N(0, 2 / fan_in)``, for ReLU layers."""
     _checks.check_rng(rng, "he_normal")
     fan_in, _ = fans(shape, layout)
@@ -45,19 +48,19 @@ def he_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: 
 INITIALIZERS = {"glorot_uniform": glorot_uniform, "he_normal": he_normal}
 
 
-def get(init) -> callable:
+def get(init: str | Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """Look an initializer up by name, or pass a callable ``(shape, rng, dtype, layout)`` through.
     What it returns draws only within the current :func:`allocation_budget`."""
     draw = _checks.named_or_callable(init, INITIALIZERS, "initializer")
 
-    def budgeted(shape, rng, dtype=np.float32, layout="dense"):
+    def budgeted(shape: tuple, rng: np.random.Generator, dtype=np.float32, layout: str = "dense") -> np.ndarray:
         _spend(shape)
         return draw(shape, rng, dtype, layout)
 
     return budgeted
 
 
-def full(shape, value: float, dtype=np.float32) -> np.ndarray:
+def full(shape: int | Sequence[int], value: float, dtype: type | np.dtype | str = np.float32) -> np.ndarray:
     """An array of ``value`` (a bias at 0, a scale at 1, a running variance), within the current budget."""
     _spend(shape)
     return np.full(shape, value, dtype)
@@ -75,7 +78,7 @@ class BudgetExceeded(Exception):
 
 
 @contextlib.contextmanager
-def allocation_budget(values: int):
+def allocation_budget(values: int) -> Iterator[None]:
     """Within this block, parameters and buffers made by :func:`get` and :func:`full` may hold
     at most ``values`` numbers in all; one more raises :class:`BudgetExceeded` before it is made."""
     before = getattr(_budget, "left", None)
@@ -86,19 +89,20 @@ def allocation_budget(values: int):
         _budget.left = before
 
 
-def _spend(shape) -> None:
+def _spend(shape: int | Sequence[int]) -> None:
     left = getattr(_budget, "left", None)
     if left is None:
         return
     try:
-        n = math.prod(int(s) for s in shape)
+        n = math.prod(int(s) for s in np.atleast_1d(shape))
     except (TypeError, ValueError, OverflowError):
         return  # the constructor's own checks report a bad shape
     if n > left:
-        raise BudgetExceeded(f"an array of shape {tuple(shape)} ({n:,} numbers), with {left:,} left to allocate")
+        raise BudgetExceeded(f"an array of shape {tuple(int(s) for s in np.atleast_1d(shape))} ({n:,} numbers), "
+                             f"with {left:,} left to allocate")
     _budget.left = left - n
 
 
-def default_rng(rng, where: str) -> np.random.Generator:
+def default_rng(rng: np.random.Generator | None, where: str) -> np.random.Generator:
     """``rng`` itself, or a fresh unseeded Generator when ``rng`` is None (never the global state)."""
     return np.random.default_rng() if rng is None else _checks.check_rng(rng, where)

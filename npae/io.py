@@ -233,12 +233,17 @@ def _stored_values(archive: Archive, prefixes=("param/", "buffer/")) -> int:
     return sum(math.prod(shape) for key, (shape, _) in archive.headers.items() if key.startswith(prefixes))
 
 
+#: what building may allocate beyond the values a file stores: enough to build a model whose
+#: shapes differ a little from the file's (and then say exactly which), 4 MiB of float32
+BUILD_ALLOWANCE = 1 << 20
+
+
 def _build_within(cfg, archive: Archive, path):
-    """Build the model, allowed to allocate no more values than the file stores for it: a
-    description that needs more (a Dense(784, 10**9) beside a 784 x 64 matrix) is refused
-    before anything of that size is allocated."""
+    """Build the model, allowed to allocate no more values than the file stores for it (plus
+    ``BUILD_ALLOWANCE``): a description that needs more (a Dense(784, 10**9) beside a 784 x 64
+    matrix) is refused before anything of that size is allocated."""
     try:
-        with _init.allocation_budget(_stored_values(archive)):
+        with _init.allocation_budget(_stored_values(archive) + BUILD_ALLOWANCE):
             return build(cfg, path)
     except _init.BudgetExceeded as exc:
         raise ModelFileError(f"{path}: the description asks for more weights than the file holds ({exc})") from None

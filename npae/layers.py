@@ -37,7 +37,8 @@ class Dense(Layer):
     ``dx  = dy @ W.T``       (N, n_in)
     """
 
-    def __init__(self, n_in: int, n_out: int, *, rng: np.random.Generator | None = None, dtype=np.float32,
+    def __init__(self, n_in: int, n_out: int, *, rng: np.random.Generator | None = None,
+                 dtype: type | np.dtype | str = np.float32,
                  init: str = "glorot_uniform"):
         where = "Dense"
         self.n_in = _checks.positive_int(n_in, "n_in", where)
@@ -74,7 +75,8 @@ class Dense(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         if tuple(input_shape) != (self.n_in,):
-            raise ValueError(f"Dense: expected input of shape (N, {self.n_in}), got (N, {', '.join(map(str, input_shape))})")
+            raise ValueError(f"Dense: expected input of shape (N, {self.n_in}), "
+                             f"got (N, {', '.join(map(str, input_shape))})")
         return (self.n_out,)
 
     def config(self) -> dict:
@@ -155,16 +157,19 @@ class TiedDense(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         if tuple(input_shape) != (self.n_in,):
-            raise ValueError(f"TiedDense: expected input of shape (N, {self.n_in}), got (N, {', '.join(map(str, input_shape))})")
+            raise ValueError(f"TiedDense: expected input of shape (N, {self.n_in}), "
+                             f"got (N, {', '.join(map(str, input_shape))})")
         return (self.n_out,)
 
     def config(self) -> dict:
         if self.tied_to is None:
-            raise ValueError("TiedDense.config: only a TiedDense inside an Autoencoder whose encoder holds its source can be saved")
+            raise ValueError("TiedDense.config: only a TiedDense inside an Autoencoder whose encoder holds its source "
+                             "can be saved")
         return {"type": "TiedDense", "tied_to": self.tied_to}
 
     @classmethod
-    def from_config(cls, cfg: dict, context) -> TiedDense:
+    def from_config(cls, cfg: dict, context: object) -> TiedDense:
+        """The TiedDense ``cfg`` describes; ``context.layer_at(path)`` gives the Dense it is tied to."""
         if set(cfg) != {"type", "tied_to"} or not isinstance(cfg["tied_to"], str):
             raise ValueError("expected {'type': 'TiedDense', 'tied_to': <path of a Dense in the encoder>}")
         layer = cls(context.layer_at(cfg["tied_to"]))

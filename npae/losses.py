@@ -16,6 +16,8 @@ Duplicating the batch leaves both values unchanged (a mean); ``y`` is cast to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import _checks
@@ -50,7 +52,8 @@ def bce(y_pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Binary cross-entropy (mean over all elements) and its gradient; y_pred and y in [0, 1]."""
     p, y = _pair(y_pred, y, "bce")
     if p.min() < 0 or p.max() > 1:
-        raise ValueError(f"bce: y_pred must lie in [0, 1] (e.g. a sigmoid output), got values in [{p.min()}, {p.max()}]")
+        raise ValueError(f"bce: y_pred must lie in [0, 1] (e.g. a sigmoid output), "
+                         f"got values in [{p.min()}, {p.max()}]")
     if y.min() < 0 or y.max() > 1:
         raise ValueError(f"bce: y must lie in [0, 1], got values in [{y.min()}, {y.max()}]")
     with np.errstate(divide="ignore"):
@@ -65,6 +68,6 @@ def bce(y_pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 LOSSES = {"mse": mse, "bce": bce}
 
 
-def get(loss):
+def get(loss: str | Callable[..., tuple[float, np.ndarray]]) -> Callable[..., tuple[float, np.ndarray]]:
     """A loss by name (``"mse"``, ``"bce"``) or a callable ``(y_pred, y) -> (value, grad)``."""
     return _checks.named_or_callable(loss, LOSSES, "loss")

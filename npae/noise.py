@@ -37,7 +37,7 @@ class GaussianNoise:
     The article's denoiser uses std 0.5 and clips to [0, 1] (the pixel range).
     """
 
-    def __init__(self, std: float, clip=(0.0, 1.0)):
+    def __init__(self, std: float, clip: tuple[float, float] | list[float] | None = (0.0, 1.0)):
         self.std = _checks.nonneg_float(std, "std", "GaussianNoise")
         if clip is not None:
             lo, hi = (float(c) for c in clip)

@@ -10,6 +10,8 @@ so a run resumed from a checkpoint continues bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from . import _checks
@@ -20,14 +22,16 @@ from .registry import Registry
 OPTIMIZERS = Registry("optimizer")
 
 
-def sgd_update(w, g, v, lr, momentum):
+def sgd_update(w: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float,
+               momentum: float) -> tuple[np.ndarray, np.ndarray]:
     """One SGD step with (heavy-ball) momentum, as PyTorch: ``v' = momentum * v + g``;
     ``w' = w - lr * v'``. With momentum 0 this is plain ``w - lr * g``. Returns ``(w', v')``."""
     v = momentum * v + g
     return w - lr * v, v
 
 
-def adam_update(w, g, m, v, t, lr, beta1, beta2, eps):
+def adam_update(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float, beta1: float,
+                beta2: float, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One Adam step, Algorithm 1 of Kingma & Ba (2015), as PyTorch implements it.
 
     ``t`` is the 1-based number of this step::
@@ -57,7 +61,7 @@ class Optimizer:
     _hyper: tuple[str, ...] = ()
     _slots: tuple[str, ...] = ()
 
-    def __init__(self, named_params):
+    def __init__(self, named_params: Iterable[tuple[str, Param]] | dict[str, Param]):
         where = type(self).__name__
         items = list(named_params.items() if isinstance(named_params, dict) else named_params)
         if not items:
@@ -102,7 +106,8 @@ class Optimizer:
             for n, a in self.state[s].items():
                 new = np.asarray(state[f"{s}/{n}"])
                 if new.shape != a.shape or new.dtype != a.dtype:
-                    raise ValueError(f"{where}: {s}/{n} has shape {new.shape} dtype {new.dtype}, expected {a.shape} {a.dtype}")
+                    raise ValueError(f"{where}: {s}/{n} has shape {new.shape} dtype {new.dtype}, "
+                                     f"expected {a.shape} {a.dtype}")
         t = int(state["step"])
         if t < 0:
             raise ValueError(f"{where}: step must be >= 0, got {t}")
@@ -125,7 +130,7 @@ class SGD(Optimizer):
     _hyper = ("lr", "momentum")
     _slots = ("velocity",)
 
-    def __init__(self, named_params, lr: float, momentum: float = 0.0):
+    def __init__(self, named_params: Iterable[tuple[str, Param]] | dict[str, Param], lr: float, momentum: float = 0.0):
         self.lr = _checks.nonneg_float(lr, "lr", "SGD")
         self.momentum = _checks.nonneg_float(momentum, "momentum", "SGD")
         if self.momentum >= 1:
@@ -146,7 +151,8 @@ class Adam(Optimizer):
     _hyper = ("lr", "beta1", "beta2", "eps")
     _slots = ("m", "v")
 
-    def __init__(self, named_params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+    def __init__(self, named_params: Iterable[tuple[str, Param]] | dict[str, Param], lr: float = 1e-3,
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         self.lr = _checks.nonneg_float(lr, "lr", "Adam")
         for name, b in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= _checks.nonneg_float(b, name, "Adam") < 1:

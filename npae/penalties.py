@@ -33,10 +33,16 @@ value unchanged):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import _checks
 from .registry import Registry
+
+if TYPE_CHECKING:
+    from .core import Layer, Param
 
 #: every penalty class, by name (what a saved model's description may name)
 PENALTIES = Registry("penalty")
@@ -63,7 +69,7 @@ class Penalty:
     def __call__(self, h: np.ndarray) -> tuple[float, np.ndarray]:
         raise NotImplementedError
 
-    def bind(self, encoder) -> Penalty:
+    def bind(self, encoder: Layer) -> Penalty:
         return self
 
     def weight_grads(self, h: np.ndarray) -> list:
@@ -140,7 +146,7 @@ class WeightDecay:
     def __init__(self, lam: float):
         self.lam = _checks.nonneg_float(lam, "lam", "WeightDecay")
 
-    def __call__(self, named_params) -> tuple[float, dict]:
+    def __call__(self, named_params: Iterable[tuple[str, Param]] | dict[str, Param]) -> tuple[float, dict]:
         value, grads = 0.0, {}
         for name, p in (named_params.items() if isinstance(named_params, dict) else named_params):
             if p.decay:
@@ -189,7 +195,7 @@ class Contractive(Penalty):
         self.lam = _checks.nonneg_float(lam, "lam", "Contractive")
         self.dense = self.kind = None
 
-    def bind(self, encoder) -> Contractive:
+    def bind(self, encoder: Layer) -> Contractive:
         """A copy of this penalty tied to ``encoder`` (a Sequential(Dense, Sigmoid|Tanh|ReLU))."""
         from .core import Sequential
         from .layers import Dense

@@ -56,7 +56,8 @@ class MaxPool2D(Layer):
 
     has_kinks = True
 
-    def __init__(self, pool_size=2, *, stride=None, padding="valid"):
+    def __init__(self, pool_size: int | tuple[int, int] | list[int] = 2, *,
+                 stride: int | tuple[int, int] | list[int] | None = None, padding: str | int = "valid"):
         where = "MaxPool2D"
         self.pool_size = _checks.pair(pool_size, "pool_size", where)
         self.stride = self.pool_size if stride is None else _checks.pair(stride, "stride", where)
@@ -161,7 +162,8 @@ class MaxPool2D(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3:
-            raise ValueError(f"MaxPool2D: expected input of shape (N, C, H, W), got (N, {', '.join(map(str, input_shape))})")
+            raise ValueError(f"MaxPool2D: expected input of shape (N, C, H, W), "
+                             f"got (N, {', '.join(map(str, input_shape))})")
         _, out = geometry(input_shape, self.pool_size, self.stride, self.padding, "MaxPool2D")
         return (input_shape[0],) + out
 
@@ -197,7 +199,7 @@ class UpSampling2D(Layer):
     ``dx[n, c, i, j] = sum_{a < sh, b < sw} dy[n, c, i*sh + a, j*sw + b]``.
     """
 
-    def __init__(self, size=2):
+    def __init__(self, size: int | tuple[int, int] | list[int] = 2):
         self.size = _checks.pair(size, "size", "UpSampling2D")
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
@@ -223,7 +225,8 @@ class UpSampling2D(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3:
-            raise ValueError(f"UpSampling2D: expected input of shape (N, C, H, W), got (N, {', '.join(map(str, input_shape))})")
+            raise ValueError(f"UpSampling2D: expected input of shape (N, C, H, W), "
+                             f"got (N, {', '.join(map(str, input_shape))})")
         C, H, W = input_shape
         return (C, H * self.size[0], W * self.size[1])
 

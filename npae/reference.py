@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 
-def pads(size, k, s, padding):
+def pads(size: int, k: int, s: int, padding: str | int) -> tuple[int, int, int]:
     """(before, after, out) along one axis."""
     if padding == "same":
         out = math.ceil(size / s)
@@ -29,7 +29,8 @@ def pads(size, k, s, padding):
     return p, p, (size + 2 * p - k) // s + 1
 
 
-def pad_image(x, kernel, stride, padding, fill):
+def pad_image(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: str | int,
+              fill: float) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
     n, c, h, w = x.shape
     pt, pb, ho = pads(h, kernel[0], stride[0], padding)
     pl, pr, wo = pads(w, kernel[1], stride[1], padding)
@@ -38,7 +39,8 @@ def pad_image(x, kernel, stride, padding, fill):
     return xp, (pt, pl), (ho, wo)
 
 
-def conv2d_forward(x, W, b, stride, padding):
+def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: tuple[int, int],
+                   padding: str | int) -> np.ndarray:
     o_ch, _, kh, kw = W.shape
     sh, sw = stride
     xp, _, (ho, wo) = pad_image(x, (kh, kw), stride, padding, 0.0)
@@ -52,7 +54,8 @@ def conv2d_forward(x, W, b, stride, padding):
     return y
 
 
-def conv2d_backward(x, W, dy, stride, padding):
+def conv2d_backward(x: np.ndarray, W: np.ndarray, dy: np.ndarray, stride: tuple[int, int],
+                    padding: str | int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dW, db) for y = conv2d_forward(x, W, b, ...) and upstream dy."""
     o_ch, _, kh, kw = W.shape
     sh, sw = stride
@@ -70,7 +73,8 @@ def conv2d_backward(x, W, dy, stride, padding):
     return dxp[:, :, pt:pt + h, pl:pl + w], dW, db
 
 
-def maxpool_forward_backward(x, pool, stride, padding, dy=None):
+def maxpool_forward_backward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int], padding: str | int,
+                             dy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """y, and dx for upstream dy (the gradient goes to the first maximum of each window)."""
     kh, kw = pool
     sh, sw = stride
@@ -92,7 +96,7 @@ def maxpool_forward_backward(x, pool, stride, padding, dy=None):
     return y, dxp[:, :, pt:pt + h, pl:pl + w]
 
 
-def upsample_forward(x, size):
+def upsample_forward(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     n_, c_, h, w = x.shape
     sh, sw = size
     y = np.zeros((n_, c_, h * sh, w * sw))
@@ -102,7 +106,7 @@ def upsample_forward(x, size):
     return y
 
 
-def upsample_backward(dy, size):
+def upsample_backward(dy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     n_, c_, H, W = dy.shape
     sh, sw = size
     dx = np.zeros((n_, c_, H // sh, W // sw))

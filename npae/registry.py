@@ -37,7 +37,7 @@ class Registry(dict):
 
         return add if obj is None else add(obj)
 
-    def lookup(self, name) -> object:
+    def lookup(self, name: str) -> object:
         """``self[name]``, or a ``KeyError`` that lists what is known."""
         try:
             return self[name]

@@ -29,7 +29,7 @@ import numpy as np
 PADDINGS = ("same", "valid")
 
 
-def check_padding(padding, where: str) -> str | int:
+def check_padding(padding: str | int, where: str) -> str | int:
     """``"same"``, ``"valid"`` or an int >= 0, else a ValueError naming ``where``."""
     if isinstance(padding, str):
         if padding not in PADDINGS:
@@ -40,7 +40,7 @@ def check_padding(padding, where: str) -> str | int:
     raise ValueError(f"{where}: padding must be 'same', 'valid' or an int >= 0, got {padding!r}")
 
 
-def pads_1d(size: int, k: int, s: int, padding) -> tuple[int, int, int]:
+def pads_1d(size: int, k: int, s: int, padding: str | int) -> tuple[int, int, int]:
     """``(pad_before, pad_after, out_size)`` along one axis for the rules in the module docstring."""
     if padding == "same":
         out = -(-size // s)
@@ -50,7 +50,7 @@ def pads_1d(size: int, k: int, s: int, padding) -> tuple[int, int, int]:
     return p, p, (size + 2 * p - k) // s + 1
 
 
-def geometry(shape: tuple, kernel: tuple, stride: tuple, padding, where: str) -> tuple[tuple, tuple]:
+def geometry(shape: tuple, kernel: tuple, stride: tuple, padding: str | int, where: str) -> tuple[tuple, tuple]:
     """``(pads, out)`` for an input of per-sample shape (C, H, W): ``pads = (top, bottom, left,
     right)``, ``out = (Ho, Wo)``; a ValueError naming ``where`` if no window fits."""
     _, H, W = shape
