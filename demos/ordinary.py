@@ -12,6 +12,10 @@ import _common as C
 import numpy as np
 from _common import npae
 
+#: epochs in a quick look (--quick): what this model's cost allows in the minute the reproduction takes
+QUICK_EPOCHS = 15
+QUICK_SWEEP_EPOCHS = 3  # each of the ten models of the comparison with PCA
+
 CODE_SIZES = (2, 8, 16, 32, 64)
 
 
@@ -32,24 +36,26 @@ def linear_autoencoder(k, rng):
 
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
+    epochs = C.epochs(args, QUICK_EPOCHS)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
     model = npae.families.ordinary(code=64, rng=np.random.default_rng(args.seed))
-    history, seconds = C.train(model, x, xt, args, "ordinary")
+    history, seconds = C.train(model, x, xt, args, "ordinary", epochs)
     mse = C.test_mse(model, xt)
     C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],
                            args.out / "ordinary_reconstructions.png", f"ordinary autoencoder, 64-number code: test MSE {mse:.4f}")
     C.save_loss_curves(history, args.out / "ordinary_loss.png", "ordinary autoencoder")
 
-    rows = []
+    rows, sweep = [], C.epochs(args, QUICK_SWEEP_EPOCHS)
     for k in CODE_SIZES:
         lin = linear_autoencoder(k, np.random.default_rng(args.seed))
-        npae.fit(lin, x, epochs=args.epochs, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
+        npae.fit(lin, x, epochs=sweep, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
         nonlin = npae.families.ordinary(code=k, rng=np.random.default_rng(args.seed))
-        npae.fit(nonlin, x, epochs=args.epochs, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
+        npae.fit(nonlin, x, epochs=sweep, batch_size=args.batch_size, rng=np.random.default_rng(args.seed),
+                 verbose=False)
         rows.append((k, pca_mse(x, xt, k), C.test_mse(lin, xt), C.test_mse(nonlin, xt)))
         print(f"code {k:3d}: PCA {rows[-1][1]:.5f}  linear AE {rows[-1][2]:.5f}  ordinary AE {rows[-1][3]:.5f}")
-    plot_pca_comparison(rows, args.out / "ordinary_vs_pca.png", args.epochs)
-    return {"test_mse": mse, "seconds": seconds, "epochs": args.epochs, "pca_rows": rows}
+    plot_pca_comparison(rows, args.out / "ordinary_vs_pca.png", sweep)
+    return {"test_mse": mse, "seconds": seconds, "epochs": epochs, "sweep_epochs": sweep, "pca_rows": rows}
 
 
 def plot_pca_comparison(rows, path, epochs):

@@ -10,6 +10,9 @@ import _common as C
 import numpy as np
 from _common import npae
 
+#: epochs in a quick look (--quick): what this model's cost allows in the minute the reproduction takes
+QUICK_EPOCHS = 8
+
 
 def code_stats(model, xt):
     h = model.encode(xt)
@@ -18,11 +21,12 @@ def code_stats(model, xt):
 
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
+    epochs = C.epochs(args, QUICK_EPOCHS)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
     ordinary = npae.families.ordinary(rng=np.random.default_rng(args.seed))
-    C.train(ordinary, x, xt, args, "ordinary")
+    C.train(ordinary, x, xt, args, "ordinary", epochs)
     sparse = npae.families.sparse(rng=np.random.default_rng(args.seed))
-    history, seconds = C.train(sparse, x, xt, args, "sparse")
+    history, seconds = C.train(sparse, x, xt, args, "sparse", epochs)
     h_o, mean_o, zeros_o = code_stats(ordinary, xt)
     h_s, mean_s, zeros_s = code_stats(sparse, xt)
     mse_o, mse_s = C.test_mse(ordinary, xt), C.test_mse(sparse, xt)
@@ -33,7 +37,7 @@ def run(args):
                            ["input", "ordinary", "sparse"], args.out / "sparse_reconstructions.png",
                            "ordinary vs sparse (L1 on the code)")
     C.save_loss_curves(history, args.out / "sparse_loss.png", "sparse autoencoder")
-    return {"test_mse": mse_s, "seconds": seconds, "epochs": args.epochs, "mse_ordinary": mse_o,
+    return {"test_mse": mse_s, "seconds": seconds, "epochs": epochs, "mse_ordinary": mse_o,
             "mean_activation": mean_s, "mean_activation_ordinary": mean_o, "zeros": zeros_s, "zeros_ordinary": zeros_o}
 
 

@@ -11,9 +11,13 @@ import _common as C
 import numpy as np
 from _common import npae
 
+#: epochs in a quick look (--quick): what this model's cost allows in the minute the reproduction takes
+QUICK_EPOCHS = 5
+
 
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
+    epochs = C.epochs(args, QUICK_EPOCHS)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
     A = npae.families
     rows, models = [], {}
@@ -22,7 +26,7 @@ def run(args):
                         ("multilayer, 784-128-64-128-784", lambda rng: A.multilayer(rng=rng)),
                         ("multilayer, tied", lambda rng: A.multilayer(tied=True, rng=rng))):
         model = make(np.random.default_rng(args.seed))
-        history, seconds = C.train(model, x, xt, args, label)
+        history, seconds = C.train(model, x, xt, args, label, epochs)
         rows.append({"model": label, "params": model.n_params(), "test_mse": C.test_mse(model, xt), "seconds": seconds})
         models[label] = (model, history)
     for r in rows:
@@ -34,7 +38,7 @@ def run(args):
                            f"ordinary autoencoder, untied ({rows[0]['params']:,} parameters) vs tied ({rows[1]['params']:,})")
     C.save_loss_curves(history, args.out / "tied_loss.png", "tied ordinary autoencoder")
     plot_filters(tied, args.out / "tied_filters.png")
-    return {"test_mse": rows[1]["test_mse"], "seconds": rows[1]["seconds"], "epochs": args.epochs, "rows": rows}
+    return {"test_mse": rows[1]["test_mse"], "seconds": rows[1]["seconds"], "epochs": epochs, "rows": rows}
 
 
 def plot_filters(model, path):
@@ -42,13 +46,11 @@ def plot_filters(model, path):
     import matplotlib.pyplot as plt
 
     W = model.encoder[0].W
-    fig, axes = plt.subplots(4, 16, figsize=(12, 3.2))
-    for k, ax in enumerate(axes.ravel()):
-        w = W[:, k].reshape(28, 28)
-        lim = np.abs(w).max() or 1.0
-        ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    filters = [W[:, k].reshape(28, 28) / (np.abs(W[:, k]).max() or 1.0) for k in range(W.shape[1])]
+    fig, ax = plt.subplots(figsize=(12, 3.2))
+    ax.imshow(C.tile(filters, 16), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
     fig.suptitle("tied autoencoder: the columns of W (what each code unit reads, and writes back)")
     C.save(fig, path)
 

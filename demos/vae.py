@@ -16,14 +16,18 @@ import _common as C
 import numpy as np
 from _common import npae
 
+#: epochs in a quick look (--quick): what this model's cost allows in the minute the reproduction takes
+QUICK_EPOCHS = 4
+
 
 def run(args):
     (x, _), (xt, yt), _ = C.setup(args)
+    epochs = C.epochs(args, QUICK_EPOCHS)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
     results = {}
     for latent in (2, 16):
         model = npae.families.vae(latent, rng=np.random.default_rng(args.seed))
-        history, seconds = C.train(model, x, xt, args, f"VAE, latent {latent}")
+        history, seconds = C.train(model, x, xt, args, f"VAE, latent {latent}", epochs)
         terms = model.evaluate(xt, rng=np.random.default_rng(npae.train.VALIDATION_SEED))
         results[latent] = {"model": model, "history": history, "seconds": seconds, **terms,
                            "test_mse": C.test_mse(model, xt)}
@@ -41,7 +45,7 @@ def run(args):
                            "VAE reconstructions (decoded posterior means)")
     plot_elbo(results[2]["history"], results[16]["history"], args.out / "vae_loss.png")
     r2 = results[2]
-    return {"test_mse": r2["test_mse"], "seconds": r2["seconds"] + results[16]["seconds"], "epochs": args.epochs,
+    return {"test_mse": r2["test_mse"], "seconds": r2["seconds"] + results[16]["seconds"], "epochs": epochs,
             "rows": [{"latent": k, **{t: v[t] for t in ("total", "reconstruction", "kl", "test_mse", "seconds")}}
                      for k, v in results.items()]}
 

@@ -6,34 +6,36 @@ optim, init -> gradcheck -> autoencoders, vae -> families -> train, io -> datase
 """
 
 from . import (
-               activations,
-               autoencoders,
-               conv,
-               core,
-               datasets,
-               download,
-               families,
-               gradcheck,
-               init,
-               io,
-               layers,
-               losses,
-               noise,
-               optim,
-               penalties,
-               pooling,
-               reference,
-               train,
-               vae,
-               windows,
+    activations,
+    autoencoders,
+    conv,
+    core,
+    datasets,
+    download,
+    families,
+    gradcheck,
+    images,
+    init,
+    io,
+    layers,
+    losses,
+    noise,
+    optim,
+    penalties,
+    pooling,
+    reference,
+    train,
+    vae,
+    windows,
 )
 from ._version import __version__
-from .activations import LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
+from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
 from .autoencoders import Autoencoder, Model
 from .conv import Conv2D
 from .core import Layer, Param, Sequential
-from .datasets import DataError, load_fashion_mnist, load_mnist
+from .datasets import DataError, Dataset, load_fashion_mnist, load_mnist
 from .families import FAMILIES
+from .images import load_images
 from .init import glorot_uniform, he_normal
 from .io import ModelFileError, load, save
 from .layers import Dense, Flatten, Reshape, TiedDense
@@ -44,10 +46,10 @@ from .train import History, fit
 from .vae import VAE
 
 __all__ = [
-    "FAMILIES", "SGD", "VAE", "Adam", "Autoencoder", "Conv2D", "DataError", "Dense", "Flatten", "History", "Layer",
-    "LeakyReLU", "MaxPool2D", "Model", "ModelFileError", "Param", "ReLU", "Reshape", "Sequential", "Sigmoid", "Softplus", "Tanh",
-    "TiedDense", "UpSampling2D", "__version__", "activations", "autoencoders", "bce", "conv", "core", "datasets",
-    "download", "families", "fit", "glorot_uniform", "gradcheck", "he_normal", "init", "io", "layers", "load",
-    "load_fashion_mnist", "load_mnist", "losses", "mse", "noise", "optim", "penalties", "pooling", "reference",
-    "save", "train", "vae", "windows",
+    "__version__", "activations", "Adam", "Autoencoder", "autoencoders", "bce", "conv", "Conv2D", "core", "DataError",
+    "Dataset", "datasets", "Dense", "download", "FAMILIES", "families", "fit", "Flatten", "glorot_uniform",
+    "gradcheck", "he_normal", "History", "Identity", "images", "init", "io", "Layer", "layers", "LeakyReLU", "load",
+    "load_fashion_mnist", "load_images", "load_mnist", "losses", "MaxPool2D", "Model", "ModelFileError", "mse",
+    "noise", "optim", "Param", "penalties", "pooling", "reference", "ReLU", "Reshape", "save", "Sequential", "SGD",
+    "Sigmoid", "Softplus", "Tanh", "TiedDense", "train", "UpSampling2D", "VAE", "vae", "windows",
 ]

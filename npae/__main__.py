@@ -1,6 +1,7 @@
 """The npae command line: ``python -m npae COMMAND``.
 
-``train FAMILY``   train one of the families (``npae.families``: the article's and beyond); writes the model,
+``train FAMILY``   train one of the families (``npae.families``: the article's and beyond) on MNIST or on your
+                   own images (``--data``: an array file, an image folder, an IDX folder); writes the model,
                    the history (JSON), a checkpoint and a reconstruction figure (PNG) into --out.
 ``evaluate MODEL`` print the test loss of a saved model (a VAE's: -ELBO and its terms, in nats).
 ``gradcheck``      check every layer, loss and penalty against central differences (float64);
@@ -22,6 +23,8 @@ import os
 import pathlib
 import sys
 import warnings
+
+import numpy as np
 
 from ._version import __version__
 
@@ -55,10 +58,17 @@ class _Refused(Exception):
     """A run the command line will not start; the message says why and what to do instead."""
 
 
-def _load_data(path):
-    from .datasets import load_mnist
+def _load_data(args):
+    """The data the command names: --dataset (a built-in set, at --data if given), else --data (your
+    own images, an array file or an IDX folder), else MNIST; printed as one line."""
+    from .images import load_dataset, load_images
 
-    data = load_mnist(path=path)
+    if getattr(args, "dataset", None):
+        data = load_dataset(args.dataset, path=args.data)
+    elif args.data is not None:
+        data = load_images(args.data, layout=getattr(args, "layout", None))
+    else:
+        data = load_dataset("mnist")
     print(data.describe())
     (x_train, _), (x_test, _) = data
     if len(x_train) == 0 or len(x_test) == 0:
@@ -66,20 +76,30 @@ def _load_data(path):
     return data
 
 
-def reconstruction_figure(model, x, path, rng_seed: int = 0) -> None:
-    """10 test digits (top) over their reconstructions; a denoiser shows noisy / output / clean."""
-    import numpy as np
+def _picture(x: np.ndarray) -> np.ndarray | None:
+    """Images for a figure: (N, H, W) grey or (N, H, W, 3) colour; None for vectors that are not square images."""
+    if x.ndim == 4:
+        return x[:, 0] if x.shape[1] in (1, 2) else x[:, :3].transpose(0, 2, 3, 1)
+    side = math.isqrt(x.shape[1]) if x.ndim == 2 else 0
+    return x.reshape(len(x), side, side) if side * side == x.shape[1] else None
 
+
+def reconstruction_figure(model, x, path, rng_seed: int = 0) -> bool:
+    """10 test images (top) over their reconstructions; a denoiser shows noisy / output / clean.
+    Returns False (and writes nothing) for data that are not images."""
     from ._png import image_grid, write_png
 
     x = x[:10]
-    shape = (len(x), 28, 28)
     if model.noise is not None:
         noisy = model.noise(x, np.random.default_rng(rng_seed))
-        rows = [noisy, model.reconstruct(noisy), x]
+        rows = [noisy, model.reconstruct(noisy).reshape(x.shape), x]
     else:
-        rows = [x, model.reconstruct(x)]
-    write_png(path, image_grid([r.reshape(shape) for r in rows]))
+        rows = [x, model.reconstruct(x).reshape(x.shape)]
+    pictures = [_picture(r) for r in rows]
+    if pictures[0] is None:
+        return False
+    write_png(path, image_grid(pictures))
+    return True
 
 
 # -- train -----------------------------------------------------------------------------------------
@@ -95,6 +115,36 @@ def _out_folder(args) -> pathlib.Path:
                        f"or start over with --overwrite (which replaces its files)")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _family_options(args, data, x_train) -> dict:
+    """The family's keyword arguments from the command line and the data; an option the family
+    does not take is refused by name."""
+    import inspect
+
+    from .families import FAMILIES, OUTPUT_BIAS
+    from .noise import GaussianNoise
+
+    takes = set(inspect.signature(FAMILIES[args.family]).parameters)
+    kwargs = {"input_shape": data.shape}
+    if args.loss:
+        kwargs["loss"] = args.loss
+    code_name = next((n for n in ("code", "latent", "code_channels") if n in takes), None)
+    activation_name = next((n for n in ("code_activation", "activation") if n in takes), None)
+    for option, name, value in (("--code", code_name, args.code),
+                                ("--code-activation", activation_name, args.code_activation),
+                                ("--noise", "noise" if "noise" in takes else None,
+                                 None if args.noise is None else GaussianNoise(args.noise))):
+        if value is not None:
+            if name is None:
+                raise _Refused(f"{option} does not apply to the family {args.family}")
+            kwargs[name] = value
+    if "output_bias" in takes and data.name not in ("mnist",):  # start the sigmoid at this data's mean pixel
+        mean = float(np.clip(x_train.mean(dtype=np.float64), 1e-3, 1 - 1e-3))
+        kwargs["output_bias"] = math.log(mean / (1 - mean))
+    elif "output_bias" in takes:
+        kwargs["output_bias"] = OUTPUT_BIAS
+    return kwargs
 
 
 def _check_resume(path, run: dict, model, epochs: int) -> None:
@@ -115,23 +165,23 @@ def _check_resume(path, run: dict, model, epochs: int) -> None:
 
 
 def _train(args) -> int:
-    import numpy as np
-
     from . import io
     from .families import FAMILIES
     from .optim import Adam
     from .train import fit
 
     out = _out_folder(args)
-    data = _load_data(args.data)
+    data = _load_data(args)
     (x_train, _), (x_test, _) = data
     if args.limit is not None:
         x_train, x_test = x_train[: args.limit], x_test[: args.limit]
         print(f"training on the first {len(x_train):,} images, validating on the first {len(x_test):,} (--limit)")
     rng = np.random.default_rng(args.seed)
-    model = FAMILIES[args.family](rng=rng, **({"loss": args.loss} if args.loss else {}))
+    model = FAMILIES[args.family](rng=rng, **_family_options(args, data, x_train))
+    model.dataset = data.identity()
     run = {"family": args.family, "lr": args.lr, "batch_size": args.batch_size, "limit": args.limit,
-           "data": f"{data.title} from {data.folder}, {len(x_train)} train / {len(x_test)} test"}
+           "data": f"{data.title} [{data.folder}] sha256 {data.sha}, {len(x_train)} train / {len(x_test)} test",
+           **{k: getattr(args, k) for k in ("code", "code_activation", "noise")}}
     if args.resume is not None:
         _check_resume(args.resume, run, model, args.epochs)
     print(f"{model!r}; Adam lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, "
@@ -146,9 +196,9 @@ def _train(args) -> int:
         return 130 if history.stop_reason.startswith("interrupted") else 1
     io.save(model, out / "model.npz")
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
-    reconstruction_figure(model, x_test, out / "reconstructions.png")
-    print(f"wrote {out / 'model.npz'} (after epoch {history.rows[-1]['epoch']}), {out / 'history.json'}, "
-          f"{out / 'reconstructions.png'}")
+    figure = reconstruction_figure(model, x_test, out / "reconstructions.png")
+    print(f"wrote {out / 'model.npz'} (after epoch {history.rows[-1]['epoch']}), {out / 'history.json'}"
+          + (f", {out / 'reconstructions.png'}" if figure else " (no figure: the data are not images)"))
     if history.stop_reason:
         print(f"error: stopped early: {history.stop_reason}", file=sys.stderr)
         return 130 if history.stop_reason.startswith("interrupted") else 1
@@ -159,15 +209,42 @@ def _train(args) -> int:
 
 
 # -- evaluate, gradcheck, data -----------------------------------------------------------------------
-def _evaluate(args) -> int:
-    import numpy as np
+def _evaluation_data(args, model):
+    """The test data for a saved model: --data / --dataset if given (with a note when the model was
+    trained on something else), else what the model file records it was trained on."""
+    from .images import load_dataset, load_images
 
+    record = model.dataset
+    if args.data is not None or args.dataset:
+        data = _load_data(args)
+        if record and record.get("sha") != data.sha:
+            print(f"note: the model was trained on {record.get('title')} [{record.get('path')}] sha256 "
+                  f"{record.get('sha')}, not on these data")
+        return data
+    if record is None:
+        print("note: the model file does not say what it was trained on; evaluating on MNIST")
+        data = load_dataset("mnist")
+    elif record.get("name") in ("mnist", "fashion-mnist"):
+        data = load_dataset(record["name"])
+    elif record.get("path") and pathlib.Path(record["path"]).exists():
+        data = load_images(record["path"])
+    else:
+        raise _Refused(f"{args.model}: the model was trained on {record.get('title')} [{record.get('path')}], "
+                       f"which is not on this machine; pass --data")
+    print(data.describe() + (" (what the model file records)" if record else ""))
+    if record and record.get("sha") != data.sha:
+        print(f"note: the model was trained on sha256 {record.get('sha')} of {record.get('title')}; these are "
+              f"sha256 {data.sha}" + (" (the embedded sample)" if data.is_sample else ""))
+    return data
+
+
+def _evaluate(args) -> int:
     from . import io
     from .train import VALIDATION_SEED
 
     model = io.load(args.model)
-    (_, _), (x_test, _) = _load_data(args.data)
-    x_test = x_test.astype(model.dtype, copy=False)
+    (_, _), (x_test, _) = _evaluation_data(args, model)
+    x_test = model.as_batch(x_test.astype(model.dtype, copy=False), "evaluate")
     rng = np.random.default_rng(VALIDATION_SEED) if model.needs_rng else None
     terms = model.evaluate(x_test, batch_size=args.batch_size, rng=rng)
     if "kl" in terms:  # a VAE
@@ -206,21 +283,35 @@ def _data(args) -> int:
 
 
 # -- the parser --------------------------------------------------------------------------------------
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=pathlib.Path,
+                   help="your images: a .npy (N, H, W[, C]) or (N, C, H, W), an .npz (x_train, x_test), a folder of "
+                        "PNG/JPEG images (one subfolder per class, optionally), or an IDX folder (default: MNIST)")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"],
+                   help="a built-in set (from --data, NPAE_DATA, the cache or, for MNIST, the embedded sample)")
+    p.add_argument("--layout", choices=["nhwc", "nchw"], help="how a 4-D array is laid out, where its shape does not say")
+
+
 def parser() -> argparse.ArgumentParser:
-    from .families import FAMILIES
+    from .families import CODE_ACTIVATIONS, FAMILIES
 
     p = _Parser(prog="python -m npae", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"npae {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train one of the families on MNIST")
+    t = sub.add_parser("train", help="train one of the families on MNIST or on your own images")
     t.add_argument("family", choices=list(FAMILIES))
     t.add_argument("--epochs", type=_number(int, 0), default=5, help="default 5")
     t.add_argument("--batch-size", type=_number(int, 0), default=128, help="default 128 (the article's)")
     t.add_argument("--lr", type=_number(float, 0), default=1e-3, help="Adam's learning rate, default 1e-3")
     t.add_argument("--loss", choices=["mse", "bce"],
                    help="default: the family's (mse, the article's; the vae's Bernoulli decoder is bce, mse makes it Gaussian)")
-    t.add_argument("--data", type=pathlib.Path, help="folder with the MNIST IDX files (default: cache, else the embedded sample)")
+    _data_options(t)
+    t.add_argument("--code", type=_number(int, 0),
+                   help="the code's size (dense families), latent size (vae) or code channels (convolutional ones)")
+    t.add_argument("--code-activation", choices=sorted(CODE_ACTIVATIONS), help="the code's activation (default relu)")
+    t.add_argument("--noise", type=_number(float, 0, strictly=False),
+                   help="train as a denoiser: Gaussian noise of this std added to the input (clipped to [0, 1])")
     t.add_argument("--limit", type=_number(int, 0), help="train and validate on the first N images only (a quick look)")
     t.add_argument("--seed", type=_number(int, 0, strictly=False), default=0,
                    help="seed of the initialization, shuffling and noise (an int >= 0, default 0)")
@@ -232,7 +323,7 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="print the test loss of a saved model")
     e.add_argument("model", type=pathlib.Path)
-    e.add_argument("--data", type=pathlib.Path, help="folder with the MNIST IDX files")
+    _data_options(e)
     e.add_argument("--batch-size", type=_number(int, 0), default=256)
     e.set_defaults(func=_evaluate)
 

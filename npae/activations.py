@@ -142,3 +142,14 @@ class Softplus(_Elementwise):
 
     def _df(self, x, dy):
         return dy * sigmoid(x)
+
+
+@LAYERS.register
+class Identity(_Elementwise):
+    """``y = x``; ``dx = dy``: a linear code, or any place a layer is required and none wanted."""
+
+    def _f(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return x, x
+
+    def _df(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        return dy

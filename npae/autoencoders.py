@@ -64,6 +64,8 @@ class Model:
         self.encoder, self.decoder = encoder, decoder
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
         self.name = name
+        #: what it was trained on, as recorded by the command line (Dataset.identity()), or None
+        self.dataset: dict | None = None
 
     # -- parameters and state ---------------------------------------------------------------
     def named_params(self) -> Iterator[tuple[str, Param]]:
@@ -107,20 +109,34 @@ class Model:
         return False
 
     # -- inference ---------------------------------------------------------------------------
-    def as_batch(self, x, where: str) -> np.ndarray:
-        """``x`` as a float batch of ``input_shape`` samples; inputs with as many values per
-        sample are reshaped to it (flat (N, 784) MNIST and (N, 1, 28, 28) images both work)."""
-        x = _checks.as_float_array(x, f"{type(self).__name__}.{where}", "x")
+    def as_batch(self, x, where: str, *, convert: bool = False) -> np.ndarray:
+        """``x`` as a batch of ``input_shape`` samples, or a clear ValueError; shapes are never reinterpreted.
+
+        ``x`` reaches the model only if each sample has ``input_shape``, or if it is the flat
+        vector of an image model's values ((N, C*H*W) for input_shape (C, H, W)). Anything else
+        (an image given to a flat model, a channels-last array, another size) is refused with
+        both shapes named and the likely fix. ``convert=True`` (inference) converts another float
+        dtype to the model's once; training stays strict (fit refuses it).
+        """
+        cls = type(self).__name__
+        x = _checks.as_float_array(x, f"{cls}.{where}", "x")
         if x.ndim == 0:
-            raise ValueError(f"{type(self).__name__}.{where}: expected a batch of samples, shape (N, ...), got a scalar")
-        if self.input_shape is not None and x.shape[1:] != self.input_shape:
-            if x.ndim >= 2 and math.prod(x.shape[1:]) == math.prod(self.input_shape):
-                return x.reshape((x.shape[0],) + self.input_shape)
-            raise ValueError(
-                f"{type(self).__name__}.{where}: expected x of shape {_checks.fmt_shape((None,) + self.input_shape)} "
-                f"(or {math.prod(self.input_shape)} values per sample), got {x.shape}"
-            )
-        return x
+            raise ValueError(f"{cls}.{where}: expected a batch of samples, shape (N, ...), got a scalar")
+        if convert and x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        shape = self.input_shape
+        if shape is None or x.shape[1:] == shape:
+            return x
+        if len(shape) > 1 and x.ndim == 2 and x.shape[1] == math.prod(shape):
+            return x.reshape((len(x),) + shape)  # the flat vector of an image model's values
+        hint = ""
+        if len(shape) == 3 and x.ndim == 4 and x.shape[1:] == shape[1:] + shape[:1]:
+            hint = "; it looks channels-last (N, H, W, C): pass x.transpose(0, 3, 1, 2)"
+        elif len(shape) == 1 and x.ndim > 2 and math.prod(x.shape[1:]) == shape[0]:
+            hint = "; this model takes flat vectors: pass x.reshape(len(x), -1)"
+        raise ValueError(f"{cls}.{where}: expected x of shape {_checks.fmt_shape((None,) + shape)}"
+                         + (f" (or its flat form (N, {math.prod(shape)}))" if len(shape) > 1 else "")
+                         + f", got {x.shape}{hint}")
 
     @staticmethod
     def _batched(fn: Callable, x: np.ndarray, batch_size: int, where: str) -> np.ndarray:
@@ -129,19 +145,27 @@ class Model:
             return fn(x)
         return np.concatenate([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
-    def encode(self, x, batch_size: int = 256) -> np.ndarray:
-        """The code ``h = encoder(x)`` (inference: no noise, nothing cached)."""
-        return self._batched(lambda b: self.encoder.forward(b, training=False), self.as_batch(x, "encode"),
-                             batch_size, f"{type(self).__name__}.encode")
+    def encode(self, x, batch_size: int = 256, *, flat: bool = False) -> np.ndarray:
+        """The code ``h = encoder(x)`` (inference: no noise, nothing cached); with ``flat=True``
+        as (N, code size) whatever its layer shape (a conv code is (N, C, H, W))."""
+        h = self._batched(lambda b: self.encoder.forward(b, training=False), self.as_batch(x, "encode", convert=True),
+                          batch_size, f"{type(self).__name__}.encode")
+        return h.reshape(len(h), -1) if flat else h
 
     def decode(self, h, batch_size: int = 256) -> np.ndarray:
-        """The decoder's output for codes ``h`` (inference)."""
+        """The decoder's output for codes ``h`` (inference); a flat (N, code size) code is taken too."""
+        h = _checks.as_float_array(h, f"{type(self).__name__}.decode", "h")
+        if h.dtype != self.dtype:
+            h = h.astype(self.dtype)
+        code_shape = getattr(self, "code_shape", None)
+        if code_shape is not None and len(code_shape) > 1 and h.ndim == 2 and h.shape[1] == math.prod(code_shape):
+            h = h.reshape((len(h),) + code_shape)
         return self._batched(lambda b: self.decoder.forward(b, training=False), h, batch_size,
                              f"{type(self).__name__}.decode")
 
     def reconstruct(self, x, batch_size: int = 256) -> np.ndarray:
         """``decode(encode(x))``, batch by batch."""
-        return self._batched(lambda b: self.decode(self.encode(b)), self.as_batch(x, "reconstruct"),
+        return self._batched(lambda b: self.decode(self.encode(b)), self.as_batch(x, "reconstruct", convert=True),
                              batch_size, f"{type(self).__name__}.reconstruct")
 
     # -- description ------------------------------------------------------------------------
@@ -161,6 +185,15 @@ class Model:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, input_shape={self.input_shape}, params={self.n_params():,})"
+
+
+def _dataset_record(record) -> dict | None:
+    """A description's record of the data a model was trained on, checked to be a flat JSON object."""
+    if record is None:
+        return None
+    if not isinstance(record, dict) or not all(isinstance(v, (str, int, float, list, type(None))) for v in record.values()):
+        raise ValueError(f"dataset must be a JSON object of plain values, got {type(record).__name__}")
+    return record
 
 
 def find_layer(encoder: Layer, path: str) -> Layer:
@@ -348,7 +381,8 @@ class Autoencoder(Model):
 
         if not isinstance(self.loss, str):
             raise ValueError("Autoencoder.config: a custom loss function cannot be saved; use 'mse' or 'bce'")
-        return {"type": "Autoencoder", "name": self.name, "input_shape": None if self.input_shape is None else list(self.input_shape),
+        return {"type": "Autoencoder", "name": self.name, "dataset": self.dataset,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
                 "encoder": self.encoder.config(), "decoder": self.decoder.config(), "loss": self.loss,
                 "code_penalty": cfg(self.code_penalty), "weight_decay": cfg(self.weight_decay), "noise": cfg(self.noise)}
 
@@ -361,9 +395,11 @@ class Autoencoder(Model):
 
         encoder = context.build(cfg.get("encoder"))
         decoder = context.with_encoder(encoder).build(cfg.get("decoder"))
-        return cls(encoder, decoder, loss=cfg.get("loss", "mse"), code_penalty=part(PENALTIES, "code_penalty"),
-                   weight_decay=part(PENALTIES, "weight_decay"), noise=part(NOISES, "noise"),
-                   input_shape=cfg.get("input_shape"), name=str(cfg.get("name", "autoencoder")))
+        model = cls(encoder, decoder, loss=cfg.get("loss", "mse"), code_penalty=part(PENALTIES, "code_penalty"),
+                    weight_decay=part(PENALTIES, "weight_decay"), noise=part(NOISES, "noise"),
+                    input_shape=cfg.get("input_shape"), name=str(cfg.get("name", "autoencoder")))
+        model.dataset = _dataset_record(cfg.get("dataset"))
+        return model
 
     def summary(self) -> str:
         extras = [f"loss={self.loss}"] + [f"{k}={v!r}" for k, v in (

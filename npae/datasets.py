@@ -66,7 +66,13 @@ def _read_exact(stream, n: int, path, what: str) -> bytes:
 
 
 def read_idx(path) -> np.ndarray:
-    """Read one IDX file (gzipped or raw) into an array of its native shape and type.
+    """Read one IDX file (gzipped or raw) into an array of its native shape and type; see :func:`read_idx_sha`."""
+    return read_idx_sha(path)[0]
+
+
+def read_idx_sha(path) -> tuple[np.ndarray, str]:
+    """Read one IDX file (gzipped or raw): its array, of its native shape and type, and the
+    SHA-256 of its uncompressed content (what npae's checksums are of), computed as it is read.
 
     Checked, in order, before any payload is allocated: the magic number (two zero bytes,
     a known element type, 1 to 4 dimensions), the dimensions, and that the payload length
@@ -102,7 +108,8 @@ def read_idx(path) -> np.ndarray:
         raise
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: corrupt or cut-off gzip stream ({exc})") from None
-    return np.frombuffer(payload, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+    digest = hashlib.sha256(head + np.asarray(dims, ">u4").tobytes() + payload).hexdigest()
+    return np.frombuffer(payload, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims), digest
 
 
 def write_idx(path, array: np.ndarray, *, compress: bool = True) -> None:
@@ -156,6 +163,9 @@ DATASETS = {
          "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
     ),
 }
+
+#: what a folder of IDX files of no particular set is looked up as (its files are those of MNIST)
+_ANY_IDX = Spec("idx", "IDX images", {}, ())
 
 SAMPLE_DIR = pathlib.Path(__file__).resolve().parent / "data" / "mnist-sample"
 # SHA-256 of the embedded sample's uncompressed files, written by npae/data/make_sample.py
@@ -225,37 +235,58 @@ def _locate(spec: Spec, path):
 
 
 class Dataset(tuple):
-    """``((x_train, y_train), (x_test, y_test))`` that also says where it came from.
+    """``((x_train, y_train), (x_test, y_test))`` that also says what it is and where it came from.
 
-    Attributes: ``name``, ``source`` (``"path"``, ``"NPAE_DATA"``, ``"cache"`` or ``"sample"``),
-    ``folder``, ``is_sample``; ``describe()`` gives the one line the demos and the CLI print.
+    Attributes: ``name`` ("mnist", "fashion-mnist", or for other data its file or folder name),
+    ``title``, ``source`` (``"path"``, ``"NPAE_DATA"``, ``"cache"`` or ``"sample"``), ``folder``
+    (the file or folder read), ``sha`` (a short SHA-256 of the content), ``split`` (how a test
+    split was made, when the data had none), ``classes`` (label names, or None), ``notes``
+    (what was done to the data, such as a layout converted); ``describe()`` gives the one line
+    the demos and the command line print, ``identity()`` what a model file records.
     """
 
-    def __new__(cls, train, test, *, name, title, source, folder):
+    def __new__(cls, train, test, *, name, title, source, folder, sha=None, split=None, classes=None, notes=()):
         self = super().__new__(cls, (train, test))
         self.name, self.title, self.source, self.folder = name, title, source, pathlib.Path(folder)
+        self.sha, self.split, self.classes, self.notes = sha, split, classes, tuple(notes)
         return self
 
     @property
     def is_sample(self) -> bool:
         return self.source == "sample"
 
+    @property
+    def shape(self) -> tuple:
+        """The shape of one sample, e.g. (1, 28, 28)."""
+        return tuple(self[0][0].shape[1:])
+
     def describe(self) -> str:
         n_train, n_test = len(self[0][0]), len(self[1][0])
+        shape = "x".join(map(str, self.shape))
         if self.is_sample:
             return (f"data: {self.title} embedded sample, {n_train:,} train / {n_test:,} test images "
                     f"(the first of the full 60,000 / 10,000; for the full set: a data path or "
                     f"`python -m npae data download`)")
-        return f"data: {self.title}, {n_train:,} train / {n_test:,} test images, from {self.source} [{self.folder}]"
+        where = f"from {self.source} [{self.folder}]" if self.source != "path" else f"[{self.folder}]"
+        line = f"data: {self.title}, {n_train:,} train / {n_test:,} test images of {shape}, {where}"
+        if self.sha and self.name not in DATASETS:
+            line += f", sha256 {self.sha}"
+        extras = list(self.notes) + ([self.split] if self.split else [])
+        return line + (f" ({'; '.join(extras)})" if extras else "")
+
+    def identity(self) -> dict:
+        """What a model trained on this data records: name, title, sample shape, content hash, where from."""
+        return {"name": self.name, "title": self.title, "shape": list(self.shape), "sha": self.sha,
+                "source": self.source, "path": str(self.folder), "n_train": len(self[0][0])}
 
     def __repr__(self) -> str:
         return f"<Dataset {self.describe()}>"
 
 
 def _images_labels(files, prefix, flatten, dtype, expect_n):
-    x = read_idx(files[f"{prefix}-images-idx3-ubyte"])
-    y = read_idx(files[f"{prefix}-labels-idx1-ubyte"])
+    """``(x, y, sha_images, sha_labels)`` of one split of an MNIST-style folder."""
     img, lab = files[f"{prefix}-images-idx3-ubyte"], files[f"{prefix}-labels-idx1-ubyte"]
+    (x, sha_x), (y, sha_y) = read_idx_sha(img), read_idx_sha(lab)
     if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
         raise DataError(f"{img}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}")
     if y.ndim != 1 or y.dtype != np.uint8:
@@ -267,22 +298,51 @@ def _images_labels(files, prefix, flatten, dtype, expect_n):
     if expect_n is not None and len(x) != expect_n:
         raise DataError(f"{img}: expected {expect_n:,} images, found {len(x):,}")
     x = (x.astype(dtype) / dtype.type(255)).reshape(len(x), 784 if flatten else 1, *(() if flatten else (28, 28)))
-    return x, y
+    return x, y, sha_x, sha_y
 
 
-def load(dataset: str = "mnist", *, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
-    """Load ``dataset`` ("mnist" or "fashion-mnist"); see the module docstring for the order."""
-    spec = dataset_spec(dataset)
-    dtype = _checks.float_dtype(dtype, f"load_{spec.name.replace('-', '_')}")
-    source, folder, files = _locate(spec, path)
-    if source == "sample":
-        for name, digest in SAMPLE_SHA256.items():
-            if sha256_of(files[name]) != digest:
-                raise DataError(f"{files[name]}: the embedded sample fails its checksum; reinstall npae")
+def identify(digests: dict) -> str | None:
+    """Which set four IDX files are, by the SHA-256 of their content: "mnist", "fashion-mnist",
+    "mnist-sample" (the embedded sample), or None (someone else's)."""
+    for spec in DATASETS.values():
+        if digests == spec.sha256:
+            return spec.name
+    return "mnist-sample" if digests == SAMPLE_SHA256 else None
+
+
+def load(dataset: str | None = "mnist", *, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
+    """Load ``dataset`` ("mnist" or "fashion-mnist"); see the module docstring for the order.
+    With ``dataset=None`` (and a ``path``), load the IDX files there as whatever they are.
+
+    Files are named by their content: the official sets by the SHA-256 npae holds for each
+    (so Fashion-MNIST is called Fashion-MNIST wherever it sits, and the files of the other set
+    are refused), anything else as "IDX images" with a short hash of the content.
+    """
+    if dataset is None and path is None:
+        raise ValueError("load: dataset=None needs a path (the files are named by what they hold)")
+    spec = dataset_spec(dataset) if dataset is not None else None
+    where = f"load_{spec.name.replace('-', '_')}" if spec else "load"
+    dtype = _checks.float_dtype(dtype, where)
+    source, folder, files = _locate(spec or _ANY_IDX, path)
     n_train, n_test = SAMPLE_SIZES if source == "sample" else (None, None)
-    train = _images_labels(files, "train", flatten, dtype, n_train)
-    test = _images_labels(files, "t10k", flatten, dtype, n_test)
-    return Dataset(train, test, name=spec.name, title=spec.title, source=source, folder=folder)
+    *train, sha_x, sha_y = _images_labels(files, "train", flatten, dtype, n_train)
+    *test, sha_xt, sha_yt = _images_labels(files, "t10k", flatten, dtype, n_test)
+    digests = dict(zip(FILES, (sha_x, sha_y, sha_xt, sha_yt)))
+    found = identify(digests)
+    if source == "sample" and found != "mnist-sample":
+        raise DataError(f"{folder}: the embedded sample fails its checksum; reinstall npae")
+    if spec is not None and found not in (None, spec.name) and not (found == "mnist-sample" and spec.name == "mnist"):
+        other = "npae's MNIST sample" if found == "mnist-sample" else DATASETS[found].title
+        raise DataError(f"{folder}: these are the files of {other} (by their SHA-256), not {spec.title}'s; "
+                        f"load them with load_{found.replace('-sample', '').replace('-', '_')}()")
+    sha = hashlib.sha256("".join(digests[f] for f in FILES).encode()).hexdigest()[:12]
+    if found is None:
+        title, name = f"IDX images (not the official {spec.title} files)" if spec else "IDX images", folder.name
+    else:
+        known = DATASETS["mnist" if found == "mnist-sample" else found]
+        title, name = known.title, known.name
+    return Dataset(tuple(train), tuple(test), name=name, title=title, source="sample" if found == "mnist-sample" else source,
+                   folder=folder, sha=sha)
 
 
 def load_mnist(*, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:

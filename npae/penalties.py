@@ -196,11 +196,14 @@ class Contractive(Penalty):
         self.dense = self.kind = None
 
     def bind(self, encoder: Layer) -> Contractive:
-        """A copy of this penalty tied to ``encoder`` (a Sequential(Dense, Sigmoid|Tanh|ReLU))."""
+        """A copy of this penalty tied to ``encoder``: Sequential(Dense, Sigmoid|Tanh|ReLU), after a
+        Flatten for image inputs (a reshape: the Jacobian's entries are the same, only their order)."""
         from .core import Sequential
-        from .layers import Dense
+        from .layers import Dense, Flatten
 
         layers = list(encoder) if isinstance(encoder, Sequential) else [encoder]
+        if layers and isinstance(layers[0], Flatten):
+            layers = layers[1:]
         kinds = [type(layer).__name__ for layer in layers]
         if len(layers) != 2 or not isinstance(layers[0], Dense) or kinds[1] not in self.KINDS:
             raise ValueError(f"Contractive: the closed form needs an encoder Sequential(Dense, one of {self.KINDS}), "

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from . import _checks, losses
-from .autoencoders import MODELS, Model, _backward_no_dx
+from .autoencoders import MODELS, Model, _backward_no_dx, _dataset_record
 from .core import Layer
 
 
@@ -165,8 +165,8 @@ class VAE(Model):
         mu, logvar = self._heads(Model.encode(self, x, batch_size))  # the encoder's output, batch by batch
         return mu.copy(), logvar.copy()
 
-    def encode(self, x, batch_size: int = 256) -> np.ndarray:
-        """The posterior mean ``mu`` (N, L)."""
+    def encode(self, x, batch_size: int = 256, *, flat: bool = False) -> np.ndarray:
+        """The posterior mean ``mu`` (N, L) (already flat)."""
         return self.encode_distribution(x, batch_size)[0]
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -176,15 +176,18 @@ class VAE(Model):
         return self.decode(rng.standard_normal((n, self.latent), dtype=self.dtype))
 
     def config(self) -> dict:
-        return {"type": "VAE", "name": self.name, "input_shape": None if self.input_shape is None else list(self.input_shape),
+        return {"type": "VAE", "name": self.name, "dataset": self.dataset,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
                 "latent": self.latent, "likelihood": self.likelihood, "sigma_x": self.sigma_x,
                 "encoder": self.encoder.config(), "decoder": self.decoder.config()}
 
     @classmethod
     def from_config(cls, cfg: dict, context) -> VAE:
-        return cls(context.build(cfg.get("encoder")), context.build(cfg.get("decoder")), latent=cfg.get("latent"),
-                   likelihood=cfg.get("likelihood"), sigma_x=cfg.get("sigma_x"), input_shape=cfg.get("input_shape"),
-                   name=str(cfg.get("name", "vae")))
+        model = cls(context.build(cfg.get("encoder")), context.build(cfg.get("decoder")), latent=cfg.get("latent"),
+                    likelihood=cfg.get("likelihood"), sigma_x=cfg.get("sigma_x"), input_shape=cfg.get("input_shape"),
+                    name=str(cfg.get("name", "vae")))
+        model.dataset = _dataset_record(cfg.get("dataset"))
+        return model
 
     def summary(self) -> str:
         extra = f", sigma_x={self.sigma_x}" if self.sigma_x is not None else ""

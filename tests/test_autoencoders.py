@@ -150,7 +150,7 @@ def test_inference_in_batches_is_one_pass():
     rng = np.random.default_rng(0)
     x = rng.random((7, 1, 28, 28))
     for model in (A.convolutional(rng=np.random.default_rng(0), dtype=np.float64),
-                  A.vae(latent=3, hidden=16, rng=np.random.default_rng(0), dtype=np.float64)):
+                  A.vae(latent=3, hidden=16, input_shape=(1, 28, 28), rng=np.random.default_rng(0), dtype=np.float64)):
         for method, arg in (("encode", x), ("decode", model.encode(x, batch_size=7)), ("reconstruct", x)):
             whole = getattr(model, method)(arg, batch_size=7)
             # the same sums, but BLAS may order them differently for another batch size (a batch
@@ -166,15 +166,46 @@ def test_inference_in_batches_is_one_pass():
             model.reconstruct(x, batch_size=bad)
 
 
-def test_flat_and_image_inputs_both_work():
-    model = A.ordinary(rng=np.random.default_rng(0))
+def test_shapes_are_never_reinterpreted():
+    """An input reaches a model when its samples have input_shape, or as the flat vector of an
+    image model's values; anything else is refused with both shapes named and the likely fix."""
     (x, _), _ = npae.load_mnist()
-    a = model.reconstruct(x[:4])
-    b = model.reconstruct(x[:4].reshape(4, 784))
-    np.testing.assert_array_equal(a, b)
-    assert a.shape == (4, 784)
+    flat_model = A.ordinary(rng=np.random.default_rng(0))
+    image_model = A.ordinary(rng=np.random.default_rng(0), input_shape=(1, 28, 28))
+    a = image_model.reconstruct(x[:4])
+    np.testing.assert_array_equal(a, image_model.reconstruct(x[:4].reshape(4, 784)))  # the flat form of images
+    np.testing.assert_array_equal(a.reshape(4, 784), flat_model.reconstruct(x[:4].reshape(4, 784)))  # same weights
+    assert a.shape == (4, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"expected x of shape \(N, 784\), got \(4, 1, 28, 28\).*reshape"):
+        flat_model.reconstruct(x[:4])
     with pytest.raises(ValueError, match=r"\(N, 784\)"):
-        model.reconstruct(np.zeros((4, 100), np.float32))
+        flat_model.reconstruct(np.zeros((4, 100), np.float32))
+    colour = A.convolutional(input_shape=(3, 32, 32), rng=np.random.default_rng(0))
+    channels_last = np.zeros((2, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match=r"\(N, 3, 32, 32\).*got \(2, 32, 32, 3\).*transpose\(0, 3, 1, 2\)"):
+        colour.reconstruct(channels_last)
+    with pytest.raises(ValueError, match=r"got \(2, 7, 112\)"):
+        A.convolutional(rng=np.random.default_rng(0)).reconstruct(np.zeros((2, 7, 112), np.float32))
+    assert colour.reconstruct(channels_last.transpose(0, 3, 1, 2)).shape == (2, 3, 32, 32)
+
+
+def test_inference_converts_another_float_dtype_once_training_stays_strict():
+    model = A.ordinary(rng=np.random.default_rng(0))
+    x = npae.load_mnist(flatten=True)[1][0][:4]
+    np.testing.assert_array_equal(model.reconstruct(x.astype(np.float64)), model.reconstruct(x))
+    assert model.encode(x.astype(np.float64)).dtype == np.float32
+    with pytest.raises(TypeError, match="float64 but the model is float32"):
+        npae.fit(model, x.astype(np.float64), epochs=1, verbose=False)
+    with pytest.raises(TypeError, match="uint8"):
+        model.reconstruct((x * 255).astype(np.uint8))
+
+
+def test_flat_codes():
+    model = A.convolutional(rng=np.random.default_rng(0))
+    x = npae.load_mnist()[1][0][:3]
+    h = model.encode(x)
+    assert h.shape == (3, 8, 4, 4) and model.encode(x, flat=True).shape == (3, 128)
+    np.testing.assert_array_equal(model.decode(h.reshape(3, -1)), model.decode(h))  # a flat code decodes too
 
 
 def test_autoencoder_rejects_mismatched_parts():

@@ -226,6 +226,7 @@ def test_save_load_roundtrip(family, tmp_path):
     assert_same_weights(model, loaded)
     assert loaded.config() == model.config()
     x = npae.load_mnist()[1][0][:3]
+    x = x if len(model.input_shape) == 3 else x.reshape(3, -1)
     np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
 
 
