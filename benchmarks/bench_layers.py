@@ -1,6 +1,10 @@
 """Forward and backward time of every layer at the shapes of the article's families.
 
-    python benchmarks/bench_layers.py [--batch-size 256] [--repeat 5] [--families ...]
+    python benchmarks/bench_layers.py [--batch-size 256] [--repeat 5] [--families ...] [--no-next]
+
+The second table ("the next layers") times ConvTranspose2D, AvgPool2D and BatchNorm2D at the
+shapes of the convolutional autoencoder's variant, forward + backward, beside the same layer
+in PyTorch when it is installed (same process, interleaved, median of the repeats).
 
 float32, one training forward then one backward per repeat; the median is reported,
 with GFLOP/s for the layers that do arithmetic worth counting (Dense, Conv2D):
@@ -65,11 +69,78 @@ def bench_family(name, batch, repeat, rng):
     return rows
 
 
+NEXT = [  # (what, npae layer, input shape per sample)
+    ("ConvTranspose2D 8->8 3x3 s2 (4 -> 7)", lambda: npae.ConvTranspose2D(8, 8, 3, stride=2, padding=1), (8, 4, 4)),
+    ("ConvTranspose2D 8->16 3x3 s2 (14 -> 28)",
+     lambda: npae.ConvTranspose2D(8, 16, 3, stride=2, padding=1, output_padding=1), (8, 14, 14)),
+    ("Conv2D 16->8 3x3 s2 (28 -> 14)", lambda: npae.Conv2D(16, 8, 3, stride=2), (16, 28, 28)),
+    ("AvgPool2D 2 (28 -> 14)", lambda: npae.AvgPool2D(2), (16, 28, 28)),
+    ("BatchNorm2D 16 @ 28x28", lambda: npae.BatchNorm2D(16), (16, 28, 28)),
+]
+
+
+def torch_twin(layer):
+    """The same layer in PyTorch, with npae's weights, or None."""
+    import torch
+
+    if isinstance(layer, npae.ConvTranspose2D):
+        t = torch.nn.ConvTranspose2d(layer.c_in, layer.c_out, layer.kernel_size, layer.stride, layer.padding,
+                                     layer.output_padding)
+    elif isinstance(layer, npae.Conv2D):
+        t = torch.nn.Conv2d(layer.c_in, layer.c_out, layer.kernel_size, layer.stride, padding=1)
+    elif isinstance(layer, npae.AvgPool2D):
+        return torch.nn.AvgPool2d(layer.pool_size, layer.stride)
+    elif isinstance(layer, npae.BatchNorm2D):
+        return torch.nn.BatchNorm2d(layer.features)
+    else:
+        return None
+    with torch.no_grad():
+        t.weight[...] = torch.from_numpy(layer.W)
+    return t
+
+
+def bench_next(batch, repeat, rng):
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    print(f"\nthe next layers: forward + backward ms, batch {batch}"
+          + ("" if torch else " (PyTorch is not installed: npae alone)"))
+    print(f"{'layer':<44} {'npae':>9} {'torch':>9} {'npae/torch':>11}")
+    for what, make, shape in NEXT:
+        layer = make()
+        x = rng.standard_normal((batch,) + shape).astype(np.float32)
+        dy = np.ones_like(layer.forward(x))
+
+        def ours():
+            layer.forward(x)
+            layer.backward(dy)
+
+        ours()
+        times, theirs = {"npae": []}, None
+        if torch is not None:
+            twin, xt, dyt = torch_twin(layer), torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+            def theirs():
+                twin(xt).backward(dyt)
+
+            theirs()
+            times["torch"] = []
+        for _ in range(repeat):  # interleaved, so both see the same machine
+            times["npae"].append(median_time(ours, 1))
+            if theirs is not None:
+                times["torch"].append(median_time(theirs, 1))
+        a = float(np.median(times["npae"]))
+        b = float(np.median(times["torch"])) if theirs is not None else float("nan")
+        print(f"{what:<44} {a * 1e3:9.2f} {b * 1e3:9.2f} {a / b:11.2f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--families", default="ordinary,multilayer,convolutional,denoising")
+    parser.add_argument("--no-next", action="store_true", help="leave out the table of the next layers")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"npae {npae.__version__}, numpy {np.__version__}, float32, batch {args.batch_size}, median of {args.repeat}")
@@ -82,6 +153,8 @@ def main(argv=None):
             gb = f"{f_b * f / t_b / 1e9:9.1f}" if f else " " * 9
             print(f"{name:<14} {layer[:52]:<52} {str(shape):<20} {t_f * 1e3:8.2f} {t_b * 1e3:8.2f} {gf} {gb}")
         print(f"{fam:<14} {'all layers':<52} {'':<20} {total_f * 1e3:8.2f} {total_b * 1e3:8.2f}")
+    if not args.no_next:
+        bench_next(args.batch_size, args.repeat, rng)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,15 @@ def _family_options(args, data, x_train) -> dict:
         kwargs["loss"] = args.loss
     code_name = next((n for n in ("code", "latent", "code_channels") if n in takes), None)
     activation_name = next((n for n in ("code_activation", "activation") if n in takes), None)
+    for flag in ("upsample", "downsample"):
+        if getattr(args, flag) is not None:
+            if flag not in takes:
+                raise _Refused(f"--{flag} does not apply to the family {args.family}")
+            kwargs[flag] = getattr(args, flag)
+    if args.batchnorm:
+        if "batchnorm" not in takes:
+            raise _Refused(f"--batchnorm does not apply to the family {args.family}")
+        kwargs["batchnorm"] = True
     for option, name, value in (("--code", code_name, args.code),
                                 ("--code-activation", activation_name, args.code_activation),
                                 ("--noise", "noise" if "noise" in takes else None,
@@ -181,7 +190,7 @@ def _train(args) -> int:
     model.dataset = data.identity()
     run = {"family": args.family, "lr": args.lr, "batch_size": args.batch_size, "limit": args.limit,
            "data": f"{data.title} [{data.folder}] sha256 {data.sha}, {len(x_train)} train / {len(x_test)} test",
-           **{k: getattr(args, k) for k in ("code", "code_activation", "noise")}}
+           **{k: getattr(args, k) for k in ("code", "code_activation", "noise", "upsample", "downsample", "batchnorm")}}
     if args.resume is not None:
         _check_resume(args.resume, run, model, args.epochs)
     print(f"{model!r}; Adam lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, "
@@ -312,6 +321,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--code-activation", choices=sorted(CODE_ACTIVATIONS), help="the code's activation (default relu)")
     t.add_argument("--noise", type=_number(float, 0, strictly=False),
                    help="train as a denoiser: Gaussian noise of this std added to the input (clipped to [0, 1])")
+    t.add_argument("--upsample", choices=["nearest", "transpose"],
+                   help="convolutional: nearest-neighbour upsampling (the article's) or learned ConvTranspose2D")
+    t.add_argument("--downsample", choices=["pool", "stride"],
+                   help="convolutional: max pooling (the article's) or stride-2 convolutions")
+    t.add_argument("--batchnorm", action="store_true", help="convolutional: BatchNorm2D after every hidden convolution")
     t.add_argument("--limit", type=_number(int, 0), help="train and validate on the first N images only (a quick look)")
     t.add_argument("--seed", type=_number(int, 0, strictly=False), default=0,
                    help="seed of the initialization, shuffling and noise (an int >= 0, default 0)")

@@ -153,3 +153,51 @@ class Identity(_Elementwise):
 
     def _df(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return dy
+
+
+@LAYERS.register
+class ELU(_Elementwise):
+    """``y = x if x > 0 else alpha (exp(x) - 1)``; ``dx = dy * (1 if x > 0 else y + alpha)``
+    (Clevert et al., 2015). Smooth at 0 only for alpha = 1; checked as a kinked function."""
+
+    has_kinks = True
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = _checks.nonneg_float(alpha, "alpha", "ELU")
+
+    def _f(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = x.dtype.type(self.alpha)
+        y = np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))
+        return y, x
+
+    def _df(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        a = x.dtype.type(self.alpha)
+        return dy * np.where(x > 0, 1, a * np.exp(np.minimum(x, 0))).astype(dy.dtype, copy=False)
+
+    def kink_state(self, x: np.ndarray) -> np.ndarray:
+        return x > 0
+
+    def config(self) -> dict:
+        return {"type": "ELU", "alpha": self.alpha}
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+@LAYERS.register
+class GELU(_Elementwise):
+    """The tanh approximation of the GELU (Hendrycks and Gimpel, 2016; PyTorch's
+    ``approximate="tanh"``): with ``c = sqrt(2 / pi)``, ``u = c (x + 0.044715 x**3)``, ``t = tanh(u)``,
+    ``y = x (1 + t) / 2`` and ``dx = dy * [(1 + t) / 2 + x (1 - t**2) c (1 + 3 * 0.044715 x**2) / 2]``."""
+
+    C = float(np.sqrt(2 / np.pi))
+    A = 0.044715
+
+    def _f(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = np.tanh(x.dtype.type(self.C) * (x + x.dtype.type(self.A) * x * x * x))
+        return x * (1 + t) * x.dtype.type(0.5), x
+
+    def _df(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        c, a, half = x.dtype.type(self.C), x.dtype.type(self.A), x.dtype.type(0.5)
+        t = np.tanh(c * (x + a * x * x * x))
+        return dy * (half * (1 + t) + half * x * (1 - t * t) * c * (1 + 3 * a * x * x))

@@ -26,7 +26,8 @@ from . import _checks
 from . import init as _init
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
 from .autoencoders import Autoencoder
-from .conv import Conv2D
+from .batchnorm import BatchNorm2D
+from .conv import Conv2D, ConvTranspose2D
 from .core import Sequential
 from .layers import Dense, Flatten, Reshape, TiedDense
 from .noise import GaussianNoise
@@ -263,7 +264,8 @@ def _image_shape(input_shape, divisor: int, where: str, also=()) -> tuple:
 
 
 @FAMILIES.register
-def convolutional(*, input_shape=MNIST_IMAGE, code_channels: int = 8, rng: np.random.Generator | None = None,
+def convolutional(*, input_shape=MNIST_IMAGE, code_channels: int = 8, upsample: str = "nearest",
+                  downsample: str = "pool", batchnorm: bool = False, rng: np.random.Generator | None = None,
                   dtype=np.float32, loss: str = "mse", init="glorot_uniform", output_bias: float | None = None,
                   noise=None, code_penalty=None, weight_decay=None, name: str = "convolutional") -> Autoencoder:
     """The article's convolutional autoencoder; on 1x28x28 images the code is 8x4x4.
@@ -278,25 +280,76 @@ def convolutional(*, input_shape=MNIST_IMAGE, code_channels: int = 8, rng: np.ra
     In the encoder each ReLU comes *after* its max pooling: Conv, MaxPool, ReLU. The two
     commute, values and gradients alike (see :func:`_pool_then_relu`), and pooling first
     leaves the ReLU a quarter of the values.
+
+    The layers a tutorial reaches for next: ``downsample="stride"`` halves with stride-2
+    convolutions instead of max pooling; ``upsample="transpose"`` doubles with learned
+    ``ConvTranspose2D`` (3x3, stride 2, padding 1, output_padding as each size needs) instead
+    of nearest-neighbour upsampling followed by a convolution; ``batchnorm=True`` puts a
+    ``BatchNorm2D`` after every hidden convolution, before its pooling and ReLU (and leaves out
+    those convolutions' biases, which it would cancel). The defaults are the article's design.
     """
     rng = _init.default_rng(rng, name)
     c, h, w = _image_shape(input_shape, 8, name, also=((28, 28),))
     k = _checks.positive_int(code_channels, "code_channels", name)
-    encoder = Sequential(
-        *_pool_then_relu(_conv(c, 16, rng, dtype, init)),
-        *_pool_then_relu(_conv(16, 8, rng, dtype, init)),
-        *_pool_then_relu(_conv(8, k, rng, dtype, init)),
-    )
-    third = "valid" if (h, w) == (28, 28) else "same"  # 16 -> 14 on 28x28, the article's way back to 28
-    decoder = Sequential(
-        *_conv(k, 8, rng, dtype, init), UpSampling2D(2),
-        *_conv(8, 8, rng, dtype, init), UpSampling2D(2),
-        *_conv(8, 16, rng, dtype, init, padding=third), UpSampling2D(2),
-        *_conv(16, c, rng, dtype, init, activation=Sigmoid),
-    )
+    if upsample not in ("nearest", "transpose"):
+        raise ValueError(f"{name}: upsample must be 'nearest' or 'transpose', got {upsample!r}")
+    if downsample not in ("pool", "stride"):
+        raise ValueError(f"{name}: downsample must be 'pool' or 'stride', got {downsample!r}")
+    if (upsample, downsample, batchnorm) == ("nearest", "pool", False):
+        encoder = Sequential(
+            *_pool_then_relu(_conv(c, 16, rng, dtype, init)),
+            *_pool_then_relu(_conv(16, 8, rng, dtype, init)),
+            *_pool_then_relu(_conv(8, k, rng, dtype, init)),
+        )
+        third = "valid" if (h, w) == (28, 28) else "same"  # 16 -> 14 on 28x28, the article's way back to 28
+        decoder = Sequential(
+            *_conv(k, 8, rng, dtype, init), UpSampling2D(2),
+            *_conv(8, 8, rng, dtype, init), UpSampling2D(2),
+            *_conv(8, 16, rng, dtype, init, padding=third), UpSampling2D(2),
+            *_conv(16, c, rng, dtype, init, activation=Sigmoid),
+        )
+    else:
+        encoder, decoder = _variant(c, h, w, k, upsample, downsample, batchnorm, rng, dtype, init)
     _start_at_mean_intensity(decoder, OUTPUT_BIAS if output_bias is None else output_bias)
     return Autoencoder(encoder, decoder, loss=loss, code_penalty=code_penalty, noise=noise,
                        weight_decay=weight_decay, input_shape=(c, h, w), name=name)
+
+
+def _variant(c, h, w, k, upsample, downsample, batchnorm, rng, dtype, init):
+    """The convolutional autoencoder with strided convolutions, transposed convolutions and/or
+    batch normalization: the same channels (16, 8, k down; 8, 8, 16 up) and sizes as the article's."""
+    sizes = [(h, w)]
+    for _ in range(3):
+        sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))  # "same": 28 -> 14 -> 7 -> 4
+
+    def block(c_in, c_out, activation=ReLU):
+        """A hidden convolution of the encoder that halves the size."""
+        stride = 2 if downsample == "stride" else 1
+        layers = [Conv2D(c_in, c_out, 3, stride=stride, padding="same", rng=rng, dtype=dtype, init=init,
+                         bias=not batchnorm)]
+        layers += [BatchNorm2D(c_out, dtype=dtype)] if batchnorm else []
+        layers += [MaxPool2D(2, padding="same")] if downsample == "pool" else []
+        return layers + [activation()]
+
+    encoder = Sequential(*block(c, 16), *block(16, 8), *block(8, k))
+    layers = []
+    for i, (c_in, c_out) in enumerate(((k, 8), (8, 8), (8, 16))):
+        (h_in, w_in), (h_out, w_out) = sizes[3 - i], sizes[2 - i]
+        if upsample == "transpose":
+            op = (h_out - (2 * h_in - 1), w_out - (2 * w_in - 1))
+            if op[0] != op[1]:
+                raise ValueError(f"convolutional: upsample='transpose' needs square images, got {h}x{w}")
+            layers.append(ConvTranspose2D(c_in, c_out, 3, stride=2, padding=1, output_padding=op[0], rng=rng,
+                                          dtype=dtype, init=init, bias=not batchnorm))
+            layers += [BatchNorm2D(c_out, dtype=dtype)] if batchnorm else []
+            layers.append(ReLU())
+        else:  # the article's: convolve, then double (on 28x28 the last convolution is "valid": 16 -> 14)
+            padding = "valid" if (i == 2 and (h, w) == (28, 28)) else "same"
+            layers.append(Conv2D(c_in, c_out, 3, padding=padding, rng=rng, dtype=dtype, init=init, bias=not batchnorm))
+            layers += [BatchNorm2D(c_out, dtype=dtype)] if batchnorm else []
+            layers += [ReLU(), UpSampling2D(2)]
+    decoder = Sequential(*layers, *_conv(16, c, rng, dtype, init, activation=Sigmoid))
+    return encoder, decoder
 
 
 @FAMILIES.register

@@ -240,3 +240,77 @@ class UpSampling2D(Layer):
 
     def extra_repr(self) -> str:
         return f"size={self.size[0] if self.size[0] == self.size[1] else self.size}"
+
+
+@LAYERS.register
+class AvgPool2D(Layer):
+    """The mean over each window, per channel, NCHW, with PyTorch's ``avg_pool2d`` semantics
+    (``count_include_pad=True``): pads are zeros and count in the divisor, so every output is
+    the window's sum over ``kh*kw``. (Keras/TensorFlow's "same" average pooling divides by the
+    number of real pixels instead; npae follows PyTorch for every padding.)
+
+    Parameters
+    ----------
+    pool_size : int or (kh, kw), default 2
+    stride : int or (sh, sw), default ``pool_size``
+    padding : "valid" (default), "same" or an int <= pool_size // 2 (zeros; see :mod:`npae.windows`)
+
+    Shapes: x (N, C, H, W) -> y, dy (N, C, Ho, Wo).
+
+    Forward and backward (``xp`` = x padded with zeros)
+    ---------------------------------------------------
+    ``y[n, c, i, j] = (1 / (kh*kw)) sum_{u,v} xp[n, c, i*sh + u, j*sw + v]``
+    ``dxp[n, c, i*sh + u, j*sw + v] += dy[n, c, i, j] / (kh*kw)``  (overlapping windows add up);
+    ``dx = dxp`` without its padding. A linear map: its backward is its adjoint.
+    Definition: :func:`npae.reference.avgpool_forward_backward`.
+    """
+
+    def __init__(self, pool_size: int | tuple[int, int] | list[int] = 2, *,
+                 stride: int | tuple[int, int] | list[int] | None = None, padding: str | int = "valid"):
+        where = "AvgPool2D"
+        self.pool_size = _checks.pair(pool_size, "pool_size", where)
+        self.stride = self.pool_size if stride is None else _checks.pair(stride, "stride", where)
+        self.padding = check_padding(padding, where)
+        if isinstance(self.padding, int) and self.padding > min(self.pool_size) // 2:
+            raise ValueError(f"{where}: an int padding may be at most half the pool size "
+                             f"({min(self.pool_size) // 2} for pool_size={self.pool_size}), got {self.padding}")
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        x = _checks.check_input(x, (None, "C", "H", "W"), "AvgPool2D")
+        pads, out = geometry(x.shape[1:], self.pool_size, self.stride, self.padding, "AvgPool2D")
+        xp = pad(x, pads)
+        scale = x.dtype.type(1 / (self.pool_size[0] * self.pool_size[1]))
+        y = _sum_of([xp[window] for _, _, window in offsets(self.pool_size, self.stride, out)])
+        y *= scale
+        self._cache = (x.shape, xp.shape, pads, y.shape, x.dtype) if training else None
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape, xp_shape, pads, y_shape, dtype = self._cached("AvgPool2D")
+        dy = _checks.check_grad(dy, y_shape, dtype, "AvgPool2D")
+        share = dy * dtype.type(1 / (self.pool_size[0] * self.pool_size[1]))
+        dxp = np.zeros(xp_shape, dtype)
+        for _, _, window in offsets(self.pool_size, self.stride, dy.shape[2:]):
+            dxp[window] += share  # overlapping windows add up
+        return np.ascontiguousarray(crop(dxp, pads, x_shape))
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 3:
+            raise ValueError(f"AvgPool2D: expected input of shape (N, C, H, W), got (N, {', '.join(map(str, input_shape))})")
+        _, out = geometry(input_shape, self.pool_size, self.stride, self.padding, "AvgPool2D")
+        return (input_shape[0],) + out
+
+    def config(self) -> dict:
+        return {"type": "AvgPool2D", "pool_size": list(self.pool_size), "stride": list(self.stride),
+                "padding": self.padding}
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> list:
+        return [("AvgPool2D 2 valid", cls(2), rng.standard_normal((2, 2, 6, 5))),
+                ("AvgPool2D 3 stride 2 pad 1 (overlap)", cls(3, stride=2, padding=1), rng.standard_normal((2, 2, 7, 6)))]
+
+    def extra_repr(self) -> str:
+        s = f"pool_size={self.pool_size[0] if self.pool_size[0] == self.pool_size[1] else self.pool_size}"
+        if self.stride != self.pool_size:
+            s += f", stride={self.stride}"
+        return s + f", padding={self.padding!r}"

@@ -27,6 +27,8 @@ FAMILY_CASES = [
     ("multilayer", {}, (3, 784)),
     ("multilayer", {"hidden": (32, 8, 16, 8, 32)}, (2, 784)),
     ("convolutional", {}, (2, 1, 28, 28)),
+    ("convolutional", {"upsample": "transpose", "downsample": "stride", "batchnorm": True}, (3, 1, 28, 28)),
+    ("convolutional", {"input_shape": (3, 16, 16), "upsample": "transpose"}, (2, 3, 16, 16)),
     ("sparse", {"l1": 0.05}, (3, 784)),
     ("sparse_kl", {"beta": 0.5}, (3, 784)),
     ("denoising", {}, (2, 1, 28, 28)),

@@ -24,7 +24,7 @@ def finite_numbers(result):
 @pytest.mark.parametrize("name, figures", [
     ("ordinary", ["ordinary_reconstructions.png", "ordinary_loss.png", "ordinary_vs_pca.png"]),
     ("multilayer", ["multilayer_reconstructions.png", "multilayer_loss.png", "multilayer_2d_code_vs_pca.png"]),
-    ("convolutional", ["convolutional_reconstructions.png", "convolutional_loss.png"]),
+    ("convolutional", ["convolutional_reconstructions.png", "convolutional_loss.png", "convolutional_variant.png"]),
     ("sparse", ["sparse_code_histogram.png", "sparse_reconstructions.png", "sparse_loss.png"]),
     ("denoising", ["denoising_rows.png", "denoising_loss.png"]),
     ("contractive", ["contractive_sensitivity.png", "contractive_reconstructions.png", "contractive_loss.png"]),

@@ -37,7 +37,50 @@ class SigmoidWithTanhDerivative(npae.Sigmoid):
         return dy * (1 - y * y)
 
 
+class ConvTransposeHalvedDx(npae.ConvTranspose2D):
+    """dx off by a stray factor of 1/2 (an average where a sum belongs)."""
+
+    def backward(self, dy, need_dx=True):
+        dx = super().backward(dy, need_dx)
+        return dx * 0.5
+
+
+class AvgPoolWithoutTheDivisor(npae.AvgPool2D):
+    def backward(self, dy):
+        return super().backward(dy) * (self.pool_size[0] * self.pool_size[1])
+
+
+class BatchNormWithoutTheBatchTerms(npae.BatchNorm1D):
+    """The classic slip: dx = gamma dy / sigma, as if mean and var did not depend on x."""
+
+    def backward(self, dy):
+        x_hat, inv, m = self._cache
+        super().backward(dy)
+        return dy * self.params["gamma"].value * inv
+
+
+class DropoutWithoutTheScale(npae.Dropout):
+    def backward(self, dy):
+        return dy * (self._cache != 0)
+
+
+class ELUWithoutAlpha(npae.ELU):
+    def _df(self, x, dy):
+        return dy * np.where(x > 0, 1.0, np.exp(np.minimum(x, 0)))
+
+
+class GELUWithoutTheTanhTerm(npae.GELU):
+    def _df(self, x, dy):
+        return dy * 0.5 * (1 + np.tanh(self.C * (x + self.A * x ** 3)))
+
+
 @pytest.mark.parametrize("make, x_shape, broken", [
+    (lambda rng: ConvTransposeHalvedDx(2, 2, 3, stride=2, rng=rng, dtype=np.float64), (2, 2, 3, 3), "x"),
+    (lambda rng: AvgPoolWithoutTheDivisor(2), (2, 2, 4, 4), "x"),
+    (lambda rng: BatchNormWithoutTheBatchTerms(3, dtype=np.float64), (6, 3), "x"),
+    (lambda rng: DropoutWithoutTheScale(0.4, rng=np.random.default_rng(1)), (4, 5), "x"),
+    (lambda rng: ELUWithoutAlpha(0.3), (4, 5), "x"),
+    (lambda rng: GELUWithoutTheTanhTerm(), (4, 5), "x"),
     (lambda rng: DenseForgetsBatchSum(4, 3, rng=rng, dtype=np.float64), (5, 4), "W"),
     (lambda rng: UpSamplingBySlicing(2), (2, 2, 3, 3), "x"),
     (lambda rng: ConvFlipped(2, 2, 3, rng=rng, dtype=np.float64), (2, 2, 5, 5), "x"),

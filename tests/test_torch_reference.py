@@ -109,3 +109,82 @@ def test_sgd_momentum_matches_torch():
         wt.grad = t(g)
         theirs.step()
     np.testing.assert_allclose(p.value, wt.detach().numpy(), rtol=1e-13)
+
+
+@pytest.mark.parametrize("k, stride, padding, output_padding", [(3, 2, 1, 1), (2, 2, 0, 0), (4, 3, 1, 2), (3, 1, 1, 0)])
+def test_conv_transpose2d(k, stride, padding, output_padding):
+    rng = np.random.default_rng(2)
+    layer = npae.ConvTranspose2D(3, 2, k, stride=stride, padding=padding, output_padding=output_padding, rng=rng,
+                                 dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(2)
+    x = rng.standard_normal((2, 3, 5, 4))
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    xt, wt, bt = t(x, True), t(layer.W, True), t(layer.b, True)
+    yt = F.conv_transpose2d(xt, wt, bt, stride=stride, padding=padding, output_padding=output_padding)
+    yt.backward(t(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(layer.params["W"].grad, wt.grad.numpy(), atol=1e-11)
+    np.testing.assert_allclose(layer.params["b"].grad, bt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_avgpool2d(k, stride, padding):
+    rng = np.random.default_rng(3)
+    layer = npae.AvgPool2D(k, stride=stride, padding=padding)
+    x = rng.standard_normal((2, 3, 7, 6))
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    xt = t(x, True)
+    yt = F.avg_pool2d(xt, k, stride, padding=padding, count_include_pad=True)
+    yt.backward(t(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("cls, tcls, shape", [(npae.BatchNorm1D, torch.nn.BatchNorm1d, (8, 4)),
+                                               (npae.BatchNorm2D, torch.nn.BatchNorm2d, (3, 4, 5, 2))])
+def test_batchnorm_training_running_statistics_and_inference(cls, tcls, shape):
+    rng = np.random.default_rng(4)
+    layer = cls(4, momentum=0.3, dtype=np.float64)
+    layer.params["gamma"].value[...] = rng.uniform(0.5, 2, 4)
+    layer.params["beta"].value[...] = rng.standard_normal(4)
+    ref = tcls(4, momentum=0.3, eps=1e-5).double()
+    with torch.no_grad():
+        ref.weight[...] = t(layer.params["gamma"].value)
+        ref.bias[...] = t(layer.params["beta"].value)
+    for step in range(3):
+        x = rng.standard_normal(shape) * 2 + step
+        y = layer.forward(x)
+        dy = rng.standard_normal(shape)
+        layer.zero_grad()
+        dx = layer.backward(dy)
+        xt = t(x, True)
+        ref.zero_grad()
+        yt = ref(xt)
+        yt.backward(t(dy))
+        np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-11)
+        np.testing.assert_allclose(layer.params["gamma"].grad, ref.weight.grad.numpy(), atol=1e-11)
+        np.testing.assert_allclose(layer.params["beta"].grad, ref.bias.grad.numpy(), atol=1e-11)
+    np.testing.assert_allclose(layer.buffers["running_mean"], ref.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.buffers["running_var"], ref.running_var.numpy(), rtol=1e-12)
+    ref.eval()
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(layer.forward(x, training=False), ref(t(x)).detach().numpy(), atol=1e-12)
+
+
+def test_the_new_activations():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 7)) * 3
+    for layer, fn in ((npae.ELU(0.8), lambda v: F.elu(v, alpha=0.8)), (npae.GELU(), lambda v: F.gelu(v, approximate="tanh")),
+                      (npae.Softplus(), F.softplus)):
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        xt = t(x, True)
+        yt = fn(xt)
+        yt.backward(t(dy))
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
