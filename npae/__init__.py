@@ -14,6 +14,7 @@ from . import (
     datasets,
     download,
     dropout,
+    export,
     families,
     gradcheck,
     images,
@@ -52,9 +53,9 @@ from .vae import VAE
 __all__ = [
     "__version__", "activations", "Adam", "Autoencoder", "autoencoders", "AvgPool2D", "batchnorm", "BatchNorm1D",
     "BatchNorm2D", "bce", "conv", "Conv2D", "ConvTranspose2D", "core", "DataError", "Dataset", "datasets", "Dense",
-    "download", "Dropout", "dropout", "ELU", "FAMILIES", "families", "fit", "Flatten", "GELU", "glorot_uniform",
-    "gradcheck", "he_normal", "History", "Identity", "images", "init", "io", "Layer", "layers", "LeakyReLU", "load",
-    "load_fashion_mnist", "load_images", "load_mnist", "losses", "MaxPool2D", "Model", "ModelFileError", "mse",
-    "noise", "optim", "Param", "penalties", "pooling", "reference", "ReLU", "Reshape", "save", "Sequential", "SGD",
-    "Sigmoid", "Softplus", "Tanh", "TiedDense", "train", "UpSampling2D", "VAE", "vae", "windows",
+    "download", "Dropout", "dropout", "ELU", "export", "FAMILIES", "families", "fit", "Flatten", "GELU",
+    "glorot_uniform", "gradcheck", "he_normal", "History", "Identity", "images", "init", "io", "Layer", "layers",
+    "LeakyReLU", "load", "load_fashion_mnist", "load_images", "load_mnist", "losses", "MaxPool2D", "Model",
+    "ModelFileError", "mse", "noise", "optim", "Param", "penalties", "pooling", "reference", "ReLU", "Reshape", "save",
+    "Sequential", "SGD", "Sigmoid", "Softplus", "Tanh", "TiedDense", "train", "UpSampling2D", "VAE", "vae", "windows",
 ]

@@ -8,6 +8,7 @@
                    prints a report per check and exits 1 if any fails.
 ``data download``  download MNIST or Fashion-MNIST into the user cache, verified by SHA-256.
 ``data info``      what is cached and where, and what the loaders would use.
+``export MODEL OUT.safetensors``  a saved model's weights for PyTorch (``npae.export``; NumPy alone).
 
 Every mistake is one ``error:`` line on stderr: exit status 2 for a wrong command line, 1 for
 anything found while running (a missing file, bad data, a refused checkpoint), 130 for Ctrl-C.
@@ -43,7 +44,8 @@ def _number(kind, minimum=None, strictly=True):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a{'n' if kind is int else ''} {kind.__name__}, got {text!r}") from None
+            article = "an" if kind is int else "a"
+            raise argparse.ArgumentTypeError(f"expected {article} {kind.__name__}, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if minimum is not None and (value <= minimum if strictly else value < minimum):
@@ -72,7 +74,8 @@ def _load_data(args):
     print(data.describe())
     (x_train, _), (x_test, _) = data
     if len(x_train) == 0 or len(x_test) == 0:
-        raise _Refused(f"{data.folder}: {len(x_train)} training and {len(x_test)} test images; training needs some of both")
+        raise _Refused(f"{data.folder}: {len(x_train)} training and {len(x_test)} test images; "
+                       "training needs some of both")
     return data
 
 
@@ -260,7 +263,8 @@ def _evaluate(args) -> int:
         print(f"{model.name}: test -ELBO {terms['total']:.3f} nats per image = reconstruction "
               f"{terms['reconstruction']:.3f} (-log p(x|z), {model.likelihood}) + KL {terms['kl']:.3f} "
               f"(one eps per image from default_rng({VALIDATION_SEED}))")
-        mse = float(np.mean((model.reconstruct(x_test).reshape(len(x_test), -1) - x_test.reshape(len(x_test), -1)) ** 2))
+        flat = x_test.reshape(len(x_test), -1)
+        mse = float(np.mean((model.reconstruct(x_test).reshape(len(x_test), -1) - flat) ** 2))
         print(f"  MSE of the reconstruction from the posterior mean: {mse:.6f}")
         return 0
     what = (f"{model.loss} of the output for noisy inputs ({model.noise!r}) against the clean images"
@@ -291,6 +295,34 @@ def _data(args) -> int:
     return 0
 
 
+# -- export ------------------------------------------------------------------------------------------
+def _safetensors_path(text: str) -> pathlib.Path:
+    """An argparse type: a path ending in .safetensors."""
+    path = pathlib.Path(text)
+    if path.suffix != ".safetensors":
+        raise argparse.ArgumentTypeError(f"the output must end in .safetensors, got {text!r}")
+    return path
+
+
+def _export(args) -> int:
+    from . import io
+    from .export import save_safetensors, state_dict_arrays
+
+    model = io.load(args.model)
+    if args.out.exists() and args.out.resolve() == args.model.resolve():
+        raise _Refused(f"{args.out}: is the model file itself; choose another output")
+    if args.out.exists() and not args.overwrite:
+        raise _Refused(f"{args.out}: exists; choose another output, or replace it with --overwrite")
+    save_safetensors(model, args.out)
+    arrays = state_dict_arrays(model)
+    dtypes = ", ".join(sorted({str(a.dtype) for a in arrays.values()}))
+    print(f"wrote {args.out}: {len(arrays)} tensors, {sum(a.size for a in arrays.values()):,} values ({dtypes}), "
+          f"with the architecture in its metadata")
+    print(f"it is the state dict of npae.export.to_torch(model); in PyTorch: "
+          f"model.load_state_dict(safetensors.torch.load_file({str(args.out)!r}))")
+    return 0
+
+
 # -- the parser --------------------------------------------------------------------------------------
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=pathlib.Path,
@@ -298,7 +330,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                         "PNG/JPEG images (one subfolder per class, optionally), or an IDX folder (default: MNIST)")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"],
                    help="a built-in set (from --data, NPAE_DATA, the cache or, for MNIST, the embedded sample)")
-    p.add_argument("--layout", choices=["nhwc", "nchw"], help="how a 4-D array is laid out, where its shape does not say")
+    p.add_argument("--layout", choices=["nhwc", "nchw"],
+                   help="how a 4-D array is laid out, where its shape does not say")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -314,7 +347,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_number(int, 0), default=128, help="default 128 (the article's)")
     t.add_argument("--lr", type=_number(float, 0), default=1e-3, help="Adam's learning rate, default 1e-3")
     t.add_argument("--loss", choices=["mse", "bce"],
-                   help="default: the family's (mse, the article's; the vae's Bernoulli decoder is bce, mse makes it Gaussian)")
+                   help="default: the family's (mse, the article's; the vae's Bernoulli decoder is bce, "
+                        "mse makes it Gaussian)")
     _data_options(t)
     t.add_argument("--code", type=_number(int, 0),
                    help="the code's size (dense families), latent size (vae) or code channels (convolutional ones)")
@@ -342,7 +376,8 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_evaluate)
 
     g = sub.add_parser("gradcheck", help="gradient-check every layer, loss and penalty (float64)")
-    g.add_argument("--seed", type=_number(int, 0, strictly=False), default=0, help="seed of the random inputs (default 0)")
+    g.add_argument("--seed", type=_number(int, 0, strictly=False), default=0,
+                   help="seed of the random inputs (default 0)")
     g.set_defaults(func=_gradcheck)
 
     d = sub.add_parser("data", help="download datasets, or show what is cached")
@@ -353,6 +388,13 @@ def parser() -> argparse.ArgumentParser:
                     help="seconds without an answer before a mirror is given up")
     dsub.add_parser("info", help="what is cached and where")
     d.set_defaults(func=_data)
+
+    x = sub.add_parser("export", help="write a saved model's weights as safetensors, for PyTorch")
+    x.add_argument("model", type=pathlib.Path, help="a model file written by train or npae.save")
+    x.add_argument("out", type=_safetensors_path,
+                   help="the output, OUT.safetensors (never replaced without --overwrite)")
+    x.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    x.set_defaults(func=_export)
     return p
 
 
