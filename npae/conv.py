@@ -15,7 +15,7 @@ from .windows import check_padding, geometry
 
 
 class _ConvCache(NamedTuple):
-    kernel: str      # which kernel pair ran (see Conv2D.kernel)
+    kernel: str      # which kernel pair ran (see Conv2D.kernel_for)
     x_shape: tuple   # (N, c_in, H, W)
     pads: tuple      # (top, bottom, left, right)
     out: tuple       # (Ho, Wo)
@@ -64,11 +64,13 @@ class Conv2D(Layer):
     ``dxp[n, c, i*sh + u, j*sw + v] += sum_o dy[n, o, i, j] * W[o, c, u, v]``  (overlaps add up)
     ``dx = dxp`` without its padding.
 
-    Which code computes it (:attr:`kernel`, all in :mod:`npae.conv_kernels`): any stride,
+    Which code computes it (:meth:`kernel_for`, all in :mod:`npae.conv_kernels`): any stride,
     ``strided`` (im2col: each formula one matrix product, the readable vectorization); stride 1,
     ``per_sample`` when the input has few channels (``c_in*kh*kw + 1 <= 2*c_out``, the first
     layer on grey images) and ``flat`` otherwise (the same products on the flattened padded
-    grid, where every kernel offset is one contiguous shift).
+    grid, where every kernel offset is one contiguous shift); and for wide layers on small grids
+    (``c_in >= 32``, ``c_out >= 64``, at most 64 output positions), any stride, ``nhwc``
+    (im2col channels last at the valid positions, in blocks of samples).
     """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int | tuple[int, int] | list[int], *,
@@ -98,13 +100,18 @@ class Conv2D(Layer):
         """The bias (c_out,); zeros that are no parameter for a layer made with ``bias=False``."""
         return self.params["b"].value if "b" in self.params else np.zeros(self.c_out, self.dtype)
 
-    #: Use the stride-1 kernels for stride 1 (False: the strided kernels for every stride).
+    #: Use the fast kernels where they pay (False: the strided kernels for every shape and stride).
     fast = True
 
-    @property
-    def kernel(self) -> str:
-        """The kernel pair that runs: "strided" (any stride), or for stride 1 "per_sample" or "flat"."""
-        if not self.fast or self.stride != (1, 1):
+    def kernel_for(self, out: tuple[int, int]) -> str:
+        """The kernel pair that runs for an output of ``out`` = (Ho, Wo) positions: "nhwc" for wide
+        layers on small grids (:func:`npae.conv_kernels.nhwc_pays`), else "strided" for stride > 1,
+        and for stride 1 "per_sample" or "flat"; "strided" always when ``fast`` is False."""
+        if not self.fast:
+            return "strided"
+        if K.nhwc_pays(self.W, out):
+            return "nhwc"
+        if self.stride != (1, 1):
             return "strided"
         if K.per_sample_pays(self.W):
             return "per_sample"
@@ -114,11 +121,13 @@ class Conv2D(Layer):
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "Conv2D", self.dtype)
         pads, out = geometry(x.shape[1:], self.kernel_size, self.stride, self.padding, "Conv2D")
         scratch = self._scratch if training else K.Scratch()  # inference keeps nothing
-        kernel = self.kernel
+        kernel = self.kernel_for(out)
         if kernel == "strided":
             y, saved = K.strided_forward(x, self.W, self.b, self.stride, pads, out)
         elif kernel == "per_sample":
             y, saved = K.per_sample_forward(x, self.W, self.b, pads, out, scratch)
+        elif kernel == "nhwc":
+            y, saved = K.nhwc_forward(x, self.W, self.b, self.stride, pads, out, scratch)
         else:
             y, saved = K.flat_forward(x, self.W, self.b, pads, out, scratch)
         self._cache = _ConvCache(kernel, x.shape, pads, out, saved) if training else None
@@ -133,6 +142,9 @@ class Conv2D(Layer):
             dW, db, dx = K.strided_backward(dy, self.W, cache.saved, self.stride, cache.pads, cache.x_shape, need_dx)
         elif cache.kernel == "per_sample":
             dW, db, dx = K.per_sample_backward(dy, self.W, cache.saved, cache.pads, cache.x_shape, need_dx)
+        elif cache.kernel == "nhwc":
+            dW, db, dx = K.nhwc_backward(dy, self.W, cache.saved, self.stride, cache.pads, cache.x_shape,
+                                         self._scratch, need_dx)
         else:
             dW, db, dx = K.flat_backward(dy, self.W, cache.saved, cache.pads, cache.x_shape, self._scratch, need_dx)
         self.params["W"].grad += dW
@@ -226,7 +238,8 @@ class ConvTranspose2D(Layer):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{where}: {name} must be an int >= 0, got {value!r}")
         if output_padding >= max(self.stride):
-            raise ValueError(f"{where}: output_padding must be smaller than the stride {self.stride}, got {output_padding}")
+            raise ValueError(f"{where}: output_padding must be smaller than the stride {self.stride}, "
+                             f"got {output_padding}")
         self.padding, self.output_padding = int(padding), int(output_padding)
         self.dtype = _checks.float_dtype(dtype, where)
         self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
@@ -279,7 +292,8 @@ class ConvTranspose2D(Layer):
         return (self.c_out,) + self._out(*input_shape[1:])
 
     def config(self) -> dict:
-        return {"type": "ConvTranspose2D", "c_in": self.c_in, "c_out": self.c_out, "kernel_size": list(self.kernel_size),
+        return {"type": "ConvTranspose2D", "c_in": self.c_in, "c_out": self.c_out,
+                "kernel_size": list(self.kernel_size),
                 "stride": list(self.stride), "padding": self.padding, "output_padding": self.output_padding,
                 "dtype": self.dtype.name, **({} if "b" in self.params else {"bias": False})}
 

@@ -1,4 +1,4 @@
-"""The kernels behind :class:`npae.Conv2D`: the same convolution, three ways of computing it.
+"""The kernels behind :class:`npae.Conv2D`: the same convolution, four ways of computing it.
 
 The definition is :func:`npae.reference.conv2d_forward` and :func:`npae.reference.conv2d_backward`
 (one output element at a time)::
@@ -18,6 +18,8 @@ loops (float64, to the rounding of the sums):
     The readable one.
 ``flat_*`` (stride 1): the same products on the flattened padded grid (see below).
 ``per_sample_*`` (stride 1, few input channels): one im2col matrix per sample.
+``nhwc_*`` (any stride, wide layers on small grids): im2col channels last, at the valid output
+    positions only, a block of samples at a time (its scratch bounded by ``COLS_BUDGET``).
 
 Each forward returns ``(y, saved)``; the matching backward takes ``saved`` and returns
 ``(dW, db, dx)`` (``dx`` None when ``need_dx`` is False). Large scratch arrays come from a
@@ -94,6 +96,11 @@ def strided_backward(dy: np.ndarray, W: np.ndarray, saved: tuple, stride: tuple[
 # xf kh*kw times instead of writing and reading a matrix kh*kw times its size. In backward
 # such a layer (and any with c_out < c_in) builds the shifted copies of dy (shifted_dy):
 # one product with them gives dx, another dW (the latter when the cache is xf).
+# Memory: the grid of a block of samples n0 <= n < n1 is the contiguous range of q from n0*Hp*Wp,
+# so the kernels run block by block, each block's im2col matrix (or shifted dy) at most
+# FLAT_BUDGET bytes. A batch that fits in one block keeps its matrix from forward to backward;
+# a bigger one keeps only the padded input (about the input's size) and backward builds each
+# block's matrix again: the scratch of a layer stays a few FLAT_BUDGETs whatever the batch.
 def shifts(kernel: tuple[int, int], Wp: int) -> list[tuple[int, int, int]]:
     """``(u, v, u*Wp + v)`` for each kernel offset: where window element (u, v) sits on the flat grid."""
     kh, kw = kernel
@@ -116,46 +123,81 @@ def split_bias_column(dW2b: np.ndarray, W_shape: tuple) -> tuple[np.ndarray, np.
     return dW2b[:, :-1].reshape(W_shape), dW2b[:, -1]
 
 
+#: bytes of one block's im2col matrix (or shifted dy) in the flat kernels: a batch whose matrix
+#: fits is one block and keeps it from forward to backward; a bigger batch goes in blocks of
+#: samples, and backward builds each block's matrix again from the padded input it keeps
+FLAT_BUDGET = 16 << 20
+
+
+def flat_block(N: int, W: np.ndarray, Hp: int, Wp: int) -> int:
+    """Samples per block of the flat kernels: as many as keep the block's largest scratch matrix
+    within FLAT_BUDGET: the shifted dy (c_out*kh*kw rows) of a narrowing layer, else ``[cols; 1]``
+    and ``dcols`` (c_in*kh*kw + 1 rows), or the shifted dy where c_out < c_in."""
+    c_out, c_in, kh, kw = W.shape
+    if narrows(W):
+        rows = c_out * kh * kw
+    else:
+        rows = max(c_in * kh * kw + 1, c_out * kh * kw if c_out < c_in else 0)
+    return max(1, min(N, FLAT_BUDGET // (rows * Hp * Wp * W.dtype.itemsize)))
+
+
+def _flat_cols(xf: np.ndarray, kernel: tuple[int, int], Wp: int, L: int, buf: np.ndarray) -> np.ndarray:
+    """``[cols; 1]`` of one block, in the first L columns of ``buf``: ``cols[(c, u, v), q] = xf[c, q + u*Wp + v]``."""
+    C = xf.shape[0]
+    full = buf[:, :L]
+    cols = full[:-1].reshape((C,) + tuple(kernel) + (L,))
+    for u, v, shift in shifts(kernel, Wp):
+        cols[:, u, v] = xf[:, shift:shift + L]
+    full[-1] = 1
+    return full
+
+
 def flat_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, pads: tuple[int, int, int, int], out: tuple[int, int],
                  scratch: Scratch) -> tuple[np.ndarray, tuple]:
-    """y by products on the flat padded grid; saved: ``xf`` (narrowing) or ``[cols; 1]``, and the grid's shape."""
+    """y by products on the flat padded grid, a block of samples at a time (:func:`flat_block`).
+
+    Saved: the padded input ``xpt`` (C, N, Hp, Wp), the block size, and for a batch that is one
+    block of a widening layer its ``[cols; 1]`` (else None: backward builds it again)."""
     (c_out, C, kh, kw), (pt, _, pl, _) = W.shape, pads
     N, _, H, Wd = x.shape
     Hp, Wp = out[0] + kh - 1, out[1] + kw - 1
     xpt = scratch.get("xpt", (C, N, Hp, Wp), x.dtype)
     xpt[:, :, pt:pt + H, pl:pl + Wd] = x.transpose(1, 0, 2, 3)[:, :, : Hp - pt, : Wp - pl]
-    xf = xpt.reshape(C, -1)
-    L = xf.shape[1] - (kh - 1) * Wp - (kw - 1)
-    yf = scratch.get("yf", (c_out, N * Hp * Wp), x.dtype)
-    if narrows(W):
-        saved = xf
-        for u, v, shift in shifts((kh, kw), Wp):
-            part = np.ascontiguousarray(W[:, :, u, v]) @ xf[:, shift:shift + L]
-            if u == v == 0:
-                np.add(part, b[:, None], out=yf[:, :L])
-            else:
-                yf[:, :L] += part
-    else:
-        saved = scratch.get("cols", (C * kh * kw + 1, L), x.dtype)  # (c, u, v) rows, then the ones
-        cols = saved[:-1].reshape(C, kh, kw, L)
-        for u, v, shift in shifts((kh, kw), Wp):
-            cols[:, u, v] = xf[:, shift:shift + L]
-        saved[-1] = 1
-        np.matmul(with_bias_column(W, b), saved, out=yf[:, :L])
+    block = flat_block(N, W, Hp, Wp)
+    yf_buf = scratch.get("yf", (c_out, block * Hp * Wp), x.dtype)
+    W2b = None if narrows(W) else with_bias_column(W, b)
     y = np.empty((N, c_out) + tuple(out), x.dtype)
-    y[...] = yf.reshape(c_out, N, Hp, Wp)[:, :, : out[0], : out[1]].transpose(1, 0, 2, 3)
-    return y, (saved, xpt.shape)
+    cols = None
+    for s in range(0, N, block):
+        e = min(N, s + block)
+        xf = xpt[:, s:e].reshape(C, -1)  # (C, B*Hp*Wp), each row contiguous
+        L = xf.shape[1] - (kh - 1) * Wp - (kw - 1)
+        yf = yf_buf[:, : xf.shape[1]]
+        if W2b is None:  # narrowing: one product per kernel offset, no im2col matrix
+            for u, v, shift in shifts((kh, kw), Wp):
+                part = np.ascontiguousarray(W[:, :, u, v]) @ xf[:, shift:shift + L]
+                if u == v == 0:
+                    np.add(part, b[:, None], out=yf[:, :L])
+                else:
+                    yf[:, :L] += part
+        else:
+            buf = scratch.get("cols", (C * kh * kw + 1, block * Hp * Wp - (kh - 1) * Wp - (kw - 1)), x.dtype)
+            cols = _flat_cols(xf, (kh, kw), Wp, L, buf)
+            np.matmul(W2b, cols, out=yf[:, :L])
+        y[s:e] = yf.reshape(c_out, e - s, Hp, Wp)[:, :, : out[0], : out[1]].transpose(1, 0, 2, 3)
+    keep = cols if block >= N else None
+    return y, (xpt, block, keep)
 
 
-def shifted_dy(dyf: np.ndarray, kernel: tuple[int, int], Wp: int, scratch: Scratch) -> np.ndarray:
+def shifted_dy(dyf: np.ndarray, kernel: tuple[int, int], Wp: int, scratch: Scratch, capacity: int) -> np.ndarray:
     """``dshift[(o, u, v), q] = dyf[o, q - u*Wp - v]`` (0 where q < u*Wp + v): (c_out*kh*kw, Np).
 
     The stride-1 scatter read as a gather: the window element (u, v) of output position
     q - u*Wp - v sits at q, so dxf[c, q] and dW[o, c, u, v] are both sums over dshift's
-    rows. The entries before each shift are never written, so in the reused array they
-    stay 0."""
+    rows. The entries before each shift are never written, so in the reused array (``capacity``
+    columns, the first Np of them used) they stay 0."""
     c_out, Np = dyf.shape
-    dshift = scratch.get("dshift", (c_out,) + tuple(kernel) + (Np,), dyf.dtype)
+    dshift = scratch.get("dshift", (c_out,) + tuple(kernel) + (capacity,), dyf.dtype)[..., :Np]
     for u, v, offset in shifts(kernel, Wp):
         dshift[:, u, v, offset:] = dyf[:, : Np - offset]
     return dshift.reshape(-1, Np)
@@ -163,36 +205,55 @@ def shifted_dy(dyf: np.ndarray, kernel: tuple[int, int], Wp: int, scratch: Scrat
 
 def flat_backward(dy: np.ndarray, W: np.ndarray, saved: tuple, pads: tuple[int, int, int, int], x_shape: tuple,
                   scratch: Scratch, need_dx: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """dW, db and dx of :func:`flat_forward`, on the same grid."""
-    (c_out, c_in, kh, kw), (cached, (_, N, Hp, Wp)) = W.shape, saved
+    """dW, db and dx of :func:`flat_forward`, on the same grid, block by block."""
+    (c_out, c_in, kh, kw), (xpt, block, kept) = W.shape, saved
+    _, N, Hp, Wp = xpt.shape
     out = dy.shape[2:]
-    L = N * Hp * Wp - (kh - 1) * Wp - (kw - 1)
-    dyf = scratch.get("dyf", (c_out, N, Hp, Wp), dy.dtype)
-    dyf[:, :, : out[0], : out[1]] = dy.transpose(1, 0, 2, 3)
-    dyf = dyf.reshape(c_out, -1)
-    dshift = None
-    if narrows(W):  # the cache is xf: dW[o, c, u, v] = sum_q dshift[(o, u, v), q] xf[c, q]
-        dshift = shifted_dy(dyf, (kh, kw), Wp, scratch)
-        dWt = dshift @ cached.T  # (c_out*kh*kw, c_in)
+    dyf_buf = scratch.get("dyf", (c_out, block, Hp, Wp), dy.dtype)  # zero where no output is: never written
+    dW2b = np.zeros((c_out, c_in * kh * kw + 1), dy.dtype)
+    dWt = np.zeros((c_out * kh * kw, c_in), dy.dtype)
+    dx = np.empty(x_shape, dy.dtype) if need_dx else None
+    W2T = W.reshape(c_out, -1).T
+    for s in range(0, N, block):
+        e = min(N, s + block)
+        dyf = dyf_buf[:, : e - s]
+        dyf[:, :, : out[0], : out[1]] = dy[s:e].transpose(1, 0, 2, 3)
+        dyf = dyf.reshape(c_out, -1)
+        xf = xpt[:, s:e].reshape(c_in, -1)
+        L = xf.shape[1] - (kh - 1) * Wp - (kw - 1)
+        dshift = None
+        if narrows(W):  # dW[o, c, u, v] = sum_q dshift[(o, u, v), q] xf[c, q]
+            dshift = shifted_dy(dyf, (kh, kw), Wp, scratch, block * Hp * Wp)
+            dWt += dshift @ xf.T  # (c_out*kh*kw, c_in)
+        else:  # the im2col matrix with its row of ones: [dW2 | db] in one product
+            if kept is None:
+                buf = scratch.get("cols", (c_in * kh * kw + 1, block * Hp * Wp - (kh - 1) * Wp - (kw - 1)), dy.dtype)
+                cols = _flat_cols(xf, (kh, kw), Wp, L, buf)
+            else:
+                cols = kept
+            dW2b += dyf[:, :L] @ cols.T
+        if not need_dx:
+            continue
+        if c_out < c_in:  # dxf[c, q] = sum_{o,u,v} W[o, c, u, v] dshift[(o, u, v), q]: one product
+            dshift = shifted_dy(dyf, (kh, kw), Wp, scratch, block * Hp * Wp) if dshift is None else dshift
+            dxf = W.transpose(1, 0, 2, 3).reshape(c_in, -1) @ dshift
+        else:
+            # col2im on the flat grid: each kernel offset adds one contiguous slice
+            dcols = scratch.get("dcols", (c_in * kh * kw, block * Hp * Wp - (kh - 1) * Wp - (kw - 1)), dy.dtype)
+            dcols = dcols[:, :L]
+            np.matmul(W2T, dyf[:, :L], out=dcols)
+            dcols = dcols.reshape(c_in, kh, kw, L)
+            dxf = scratch.get("dxf", (c_in, block * Hp * Wp), dy.dtype)[:, : xf.shape[1]]
+            dxf.fill(0)
+            for u, v, shift in shifts((kh, kw), Wp):
+                dxf[:, shift:shift + L] += dcols[:, u, v]
+        dxpt = dxf.reshape(c_in, e - s, Hp, Wp).transpose(1, 0, 2, 3)
+        dx[s:e] = crop(dxpt, pads, (e - s,) + tuple(x_shape[1:]))
+    if narrows(W):
         dW, db = dWt.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2), dy.sum(axis=(0, 2, 3))
-    else:  # the cache is the im2col matrix with its row of ones: [dW2 | db] in one product
-        dW, db = split_bias_column(dyf[:, :L] @ cached.T, W.shape)
-    if not need_dx:
-        return dW, db, None
-    if c_out < c_in:  # dxf[c, q] = sum_{o,u,v} W[o, c, u, v] dshift[(o, u, v), q]: one product
-        dshift = shifted_dy(dyf, (kh, kw), Wp, scratch) if dshift is None else dshift
-        dxf = W.transpose(1, 0, 2, 3).reshape(c_in, -1) @ dshift
     else:
-        # col2im on the flat grid: each kernel offset adds one contiguous slice
-        dcols = scratch.get("dcols", (c_in * kh * kw, L), dy.dtype)
-        np.matmul(W.reshape(c_out, -1).T, dyf[:, :L], out=dcols)
-        dcols = dcols.reshape(c_in, kh, kw, L)
-        dxf = scratch.get("dxf", (c_in, dyf.shape[1]), dy.dtype)
-        dxf.fill(0)
-        for u, v, shift in shifts((kh, kw), Wp):
-            dxf[:, shift:shift + L] += dcols[:, u, v]
-    dxpt = dxf.reshape(c_in, N, Hp, Wp).transpose(1, 0, 2, 3)
-    return dW, db, np.ascontiguousarray(crop(dxpt, pads, x_shape))
+        dW, db = split_bias_column(dW2b, W.shape)
+    return dW, db, dx
 
 
 # -- per sample: stride 1, few input channels --------------------------------------------------
@@ -269,3 +330,99 @@ def transpose_backward(dy, W, x2, x_shape, stride, padding, output_padding, need
         return dW, db, None
     dx = (W.reshape(c_in, -1) @ cols).reshape(c_in, N, H, Wd).transpose(1, 0, 2, 3)
     return dW, db, np.ascontiguousarray(dx)
+
+
+# -- channels-last, valid positions, in blocks of samples: wide layers ------------------------------------
+# For layers with many input channels the channels-first im2col above copies thousands of tiny
+# strided slices (a 4x4 window row is 4 numbers); channels last, every copy moves whole rows of
+# C contiguous numbers. With xh = x padded, channels last (N, Hp, Wp, C):
+#     cols[(n, i, j), (u, v, c)] = xh[n, i*sh + u, j*sw + v, c]          (B*Ho*Wo, kh*kw*C) per block
+#     y[(n, i, j), o] = cols @ Wh.T + b,   Wh[o, (u, v, c)] = W[o, c, u, v]
+#     dW = dy.T @ cols,   dcols = dy @ Wh, added back into dxh window by window
+# only at the valid output positions (no padded grid), for a block of B samples at a time: the
+# im2col matrix of one block is all the scratch (COLS_BUDGET bytes at most), and backward builds
+# it again from the cached xh instead of keeping the whole batch's (9x the input) between passes.
+COLS_BUDGET = 16 << 20  # bytes of one block's im2col matrix
+
+
+#: where the channels-last kernels pay, measured against the others one thread a side
+#: (benchmarks/README.md): wide layers on small grids, any stride
+NHWC_MIN_IN, NHWC_MIN_OUT, NHWC_MAX_POSITIONS = 32, 64, 64
+
+
+def nhwc_pays(W: np.ndarray, out: tuple[int, int]) -> bool:
+    """Whether a layer takes the channels-last kernels: ``c_in >= 32``, ``c_out >= 64`` and at
+    most 64 output positions ``Ho*Wo`` (where the others' padded grid or tiny strided copies
+    cost most; on bigger grids and thinner layers they are faster)."""
+    c_out, c_in = W.shape[:2]
+    return c_in >= NHWC_MIN_IN and c_out >= NHWC_MIN_OUT and out[0] * out[1] <= NHWC_MAX_POSITIONS
+
+
+def nhwc_block(x_shape: tuple, W: np.ndarray, out: tuple[int, int]) -> int:
+    """Samples per block: as many as keep one block's im2col matrix within COLS_BUDGET (at least 1)."""
+    c_out, c_in, kh, kw = W.shape
+    per_sample = out[0] * out[1] * kh * kw * c_in * W.dtype.itemsize
+    return max(1, min(x_shape[0], COLS_BUDGET // per_sample))
+
+
+def _nhwc_cols(xh: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, int],
+               cols: np.ndarray) -> np.ndarray:
+    """Fill ``cols`` (B, Ho, Wo, kh, kw, C) from the padded channels-last block ``xh``."""
+    (kh, kw), (sh, sw), (Ho, Wo) = kernel, stride, out
+    for u in range(kh):
+        for v in range(kw):
+            cols[:, :, :, u, v, :] = xh[:, u:u + sh * (Ho - 1) + 1:sh, v:v + sw * (Wo - 1) + 1:sw, :]
+    return cols.reshape(len(xh) * Ho * Wo, -1)
+
+
+def nhwc_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: tuple[int, int], pads: tuple[int, int, int, int],
+                 out: tuple[int, int], scratch: Scratch) -> tuple[np.ndarray, tuple]:
+    """y by channels-last im2col at the valid positions, block by block; saved: ``xh`` and the block size."""
+    (c_out, c_in, kh, kw), (N, _, H, Wd), (pt, pb, pl, pr) = W.shape, x.shape, pads
+    xh = scratch.get("xh", (N, H + pt + pb, Wd + pl + pr, c_in), x.dtype)
+    xh[:, pt:pt + H, pl:pl + Wd, :] = x.transpose(0, 2, 3, 1)
+    Wh = np.ascontiguousarray(W.transpose(0, 2, 3, 1).reshape(c_out, -1))
+    block = nhwc_block(x.shape, W, out)
+    yh = np.empty((N, out[0], out[1], c_out), x.dtype)
+    yflat = yh.reshape(N * out[0] * out[1], c_out)
+    rows = out[0] * out[1]
+    for s in range(0, N, block):
+        e = min(N, s + block)
+        buf = scratch.get("cols_h", (e - s,) + tuple(out) + (kh, kw, c_in), x.dtype)
+        cols = _nhwc_cols(xh[s:e], (kh, kw), stride, out, buf)
+        np.matmul(cols, Wh.T, out=yflat[s * rows:e * rows])
+    yflat += b
+    return np.ascontiguousarray(yh.transpose(0, 3, 1, 2)), (xh, block)
+
+
+def nhwc_backward(dy: np.ndarray, W: np.ndarray, saved: tuple, stride: tuple[int, int],
+                  pads: tuple[int, int, int, int], x_shape: tuple, scratch: Scratch,
+                  need_dx: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """dW, db and dx of :func:`nhwc_forward`, block by block, the im2col matrix built again from ``xh``."""
+    (c_out, c_in, kh, kw), (xh, block), (N, _, H, Wd), (pt, _, pl, _) = W.shape, saved, x_shape, pads
+    out = dy.shape[2:]
+    rows = out[0] * out[1]
+    dyh = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(N * rows, c_out)
+    Wh = np.ascontiguousarray(W.transpose(0, 2, 3, 1).reshape(c_out, -1))
+    dWh = np.zeros((c_out, kh * kw * c_in), dy.dtype)
+    dxh = scratch.get("dxh", xh.shape, dy.dtype) if need_dx else None
+    if need_dx:
+        dxh.fill(0)
+    (sh, sw), (Ho, Wo) = stride, out
+    for s in range(0, N, block):
+        e = min(N, s + block)
+        buf = scratch.get("cols_h", (e - s,) + tuple(out) + (kh, kw, c_in), dy.dtype)
+        cols = _nhwc_cols(xh[s:e], (kh, kw), stride, out, buf)
+        dy_b = dyh[s * rows:e * rows]
+        dWh += dy_b.T @ cols
+        if need_dx:
+            dcols = (dy_b @ Wh).reshape((e - s,) + tuple(out) + (kh, kw, c_in))
+            for u in range(kh):
+                for v in range(kw):  # overlapping windows add up
+                    window = (slice(s, e), slice(u, u + sh * (Ho - 1) + 1, sh), slice(v, v + sw * (Wo - 1) + 1, sw))
+                    dxh[window] += dcols[:, :, :, u, v, :]
+    dW = dWh.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
+    db = dyh.sum(axis=0)
+    if not need_dx:
+        return dW, db, None
+    return dW, db, np.ascontiguousarray(dxh[:, pt:pt + H, pl:pl + Wd, :].transpose(0, 3, 1, 2))

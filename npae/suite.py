@@ -96,14 +96,14 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
         dy = rng.standard_normal(y.shape)
         dx = layer.backward(dy)
         dx_r, dW_r, db_r = reference.conv2d_backward(x, layer.W, dy, layer.stride, layer.padding)
-        title = f"Conv2D {c_in}->{c_out} stride {stride} {padding!r}: {layer.kernel} kernel = reference"
+        title = f"Conv2D {c_in}->{c_out} stride {stride} {padding!r}: {layer.kernel_for(y.shape[2:])} kernel = reference"
         return _against_reference(title, [
             ("y", y, reference.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding)),
             ("dx", dx, dx_r), ("dW", layer.params["W"].grad, dW_r), ("db", layer.params["b"].grad, db_r)])
 
     for c_in, c_out, stride, padding, fast in ((1, 6, 1, "same", True), (3, 4, 1, "same", True),
                                                (4, 1, 1, "valid", True), (2, 3, 2, "same", True),
-                                               (3, 4, 1, 1, False)):
+                                               (3, 4, 1, 1, False), (32, 64, 2, "same", True)):
         title = f"reference: Conv2D {c_in}->{c_out}, stride {stride}, padding {padding!r}"
         yield title, lambda a=(c_in, c_out, stride, padding, fast): conv(*a)
 

@@ -43,15 +43,20 @@ def test_conv2d_matches_loops(case, fast):
     (1, 4, "same", "per_sample"), (1, 8, 1, "per_sample"), (2, 13, "valid", "per_sample"),
 ])
 @pytest.mark.parametrize("fast", [True, False])
-def test_conv2d_every_kernel_matches_loops(c_in, c_out, padding, kernel, fast):
-    """Stride 1: the flat-grid kernels (narrowing layers by shifted dy, the others col2im) and
-    the per-sample ones (few input channels); fast=False: the strided reference kernels."""
+@pytest.mark.parametrize("budget", [None, 1], ids=["one block", "a block per sample"])
+def test_conv2d_every_kernel_matches_loops(c_in, c_out, padding, kernel, fast, budget, monkeypatch):
+    """Stride 1: the flat-grid kernels (narrowing layers by shifted dy, the others col2im), the
+    whole batch as one block or (a budget of 1 byte) a block per sample whose im2col matrix
+    backward builds again, and the per-sample ones (few input channels); fast=False: the
+    strided reference kernels."""
+    if budget is not None:
+        monkeypatch.setattr(npae.conv_kernels, "FLAT_BUDGET", budget)
     rng = np.random.default_rng(0)
     layer = npae.Conv2D(c_in, c_out, (3, 2), padding=padding, rng=rng, dtype=np.float64)
     layer.fast = fast
     layer.params["b"].value[...] = rng.standard_normal(c_out)
-    assert layer.kernel == (kernel if fast else "strided")
-    x = rng.standard_normal((2, c_in, 6, 5))
+    x = rng.standard_normal((3, c_in, 6, 5))
+    assert layer.kernel_for(layer.output_shape(x.shape[1:])[1:]) == (kernel if fast else "strided")
     y = layer.forward(x)
     close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
     dy = rng.standard_normal(y.shape)
@@ -59,6 +64,48 @@ def test_conv2d_every_kernel_matches_loops(c_in, c_out, padding, kernel, fast):
     close(layer.backward(dy), dx_ref)
     close(layer.params["W"].grad, dW_ref)
     close(layer.params["b"].grad, db_ref)
+
+
+@pytest.mark.parametrize("stride, padding, kernel_size, hw", [
+    (1, "same", 3, (6, 5)), (1, "valid", (3, 2), (7, 6)), (1, 2, 3, (4, 4)),
+    (2, "same", 3, (7, 6)), (2, "valid", 3, (9, 8)), ((2, 1), 1, (2, 3), (8, 5)),
+])
+@pytest.mark.parametrize("budget", [None, 1], ids=["one block", "a block per sample"])
+def test_conv2d_channels_last_kernel_matches_loops(stride, padding, kernel_size, hw, budget, monkeypatch):
+    """The nhwc kernels (wide layers on small grids, any stride), the whole batch in one block or
+    one sample per block (a budget of 1 byte): the same sums as the loops."""
+    if budget is not None:
+        monkeypatch.setattr(npae.conv_kernels, "COLS_BUDGET", budget)
+    rng = np.random.default_rng(1)
+    c_in, c_out = npae.conv_kernels.NHWC_MIN_IN, npae.conv_kernels.NHWC_MIN_OUT
+    layer = npae.Conv2D(c_in, c_out, kernel_size, stride=stride, padding=padding, rng=rng, dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(c_out)
+    x = rng.standard_normal((3, c_in) + hw)
+    out = layer.output_shape(x.shape[1:])[1:]
+    assert out[0] * out[1] <= npae.conv_kernels.NHWC_MAX_POSITIONS and layer.kernel_for(out) == "nhwc"
+    y = layer.forward(x)
+    close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
+    dy = rng.standard_normal(y.shape)
+    dx_ref, dW_ref, db_ref = ref.conv2d_backward(x, layer.W, dy, layer.stride, layer.padding)
+    close(layer.backward(dy), dx_ref)
+    close(layer.params["W"].grad, dW_ref)
+    close(layer.params["b"].grad, db_ref)
+    y2 = layer.forward(x)  # the reused scratch gives the same sums again
+    np.testing.assert_array_equal(y2, y)
+    assert layer.backward(dy, need_dx=False) is None
+
+
+def test_the_kernel_rule():
+    """Which kernel runs, by the documented rule (npae.conv_kernels.nhwc_pays, per_sample_pays)."""
+    def kernel(c_in, c_out, out, stride=1, fast=True):
+        layer = npae.Conv2D(c_in, c_out, 3, stride=stride)
+        layer.fast = fast
+        return layer.kernel_for(out)
+
+    assert kernel(64, 128, (8, 8)) == kernel(128, 64, (4, 4)) == kernel(32, 64, (8, 8), stride=2) == "nhwc"
+    assert kernel(64, 128, (8, 9)) == kernel(64, 32, (8, 8)) == kernel(32, 64, (16, 16)) == "flat"
+    assert kernel(7, 64, (4, 4)) == kernel(1, 16, (28, 28)) == "per_sample"
+    assert kernel(16, 8, (7, 7), stride=2) == kernel(64, 128, (8, 8), fast=False) == "strided"
 
 
 @REF_SETTINGS
