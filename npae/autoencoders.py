@@ -191,7 +191,8 @@ def _dataset_record(record) -> dict | None:
     """A description's record of the data a model was trained on, checked to be a flat JSON object."""
     if record is None:
         return None
-    if not isinstance(record, dict) or not all(isinstance(v, (str, int, float, list, type(None))) for v in record.values()):
+    plain = (str, int, float, list, type(None))
+    if not isinstance(record, dict) or not all(isinstance(v, plain) for v in record.values()):
         raise ValueError(f"dataset must be a JSON object of plain values, got {type(record).__name__}")
     return record
 
@@ -218,7 +219,8 @@ def _resolve_ties(encoder: Layer, decoder: Layer) -> None:
     for _, layer in everything(decoder):
         if isinstance(layer, TiedDense):
             if id(layer.source) not in in_encoder:
-                raise ValueError("Autoencoder: a TiedDense in the decoder is tied to a Dense layer that is not in the encoder")
+                raise ValueError("Autoencoder: a TiedDense in the decoder is tied to a Dense layer "
+                                 "that is not in the encoder")
             layer.tied_to = in_encoder[id(layer.source)]
 
 
@@ -255,9 +257,11 @@ class Autoencoder(Model):
         if isinstance(loss, str) and loss not in losses.LOSSES:
             raise ValueError(f"Autoencoder: loss must be one of {sorted(losses.LOSSES)}, got {loss!r}")
         if code_penalty is not None and not isinstance(code_penalty, Penalty):
-            raise TypeError(f"Autoencoder: code_penalty must be an npae.penalties.Penalty, got {type(code_penalty).__name__}")
+            raise TypeError("Autoencoder: code_penalty must be an npae.penalties.Penalty, "
+                            f"got {type(code_penalty).__name__}")
         if weight_decay is not None and not isinstance(weight_decay, WeightDecay):
-            raise TypeError(f"Autoencoder: weight_decay must be an npae.penalties.WeightDecay, got {type(weight_decay).__name__}")
+            raise TypeError("Autoencoder: weight_decay must be an npae.penalties.WeightDecay, "
+                            f"got {type(weight_decay).__name__}")
         self.loss = loss
         self._loss = losses.get(loss)
         # a penalty of the encoder itself (Contractive) is bound to a copy of it; others stay as they are
@@ -384,7 +388,8 @@ class Autoencoder(Model):
         return {"type": "Autoencoder", "name": self.name, "dataset": self.dataset,
                 "input_shape": None if self.input_shape is None else list(self.input_shape),
                 "encoder": self.encoder.config(), "decoder": self.decoder.config(), "loss": self.loss,
-                "code_penalty": cfg(self.code_penalty), "weight_decay": cfg(self.weight_decay), "noise": cfg(self.noise)}
+                "code_penalty": cfg(self.code_penalty), "weight_decay": cfg(self.weight_decay),
+                "noise": cfg(self.noise)}
 
     @classmethod
     def from_config(cls, cfg: dict, context) -> Autoencoder:
@@ -402,6 +407,6 @@ class Autoencoder(Model):
         return model
 
     def summary(self) -> str:
-        extras = [f"loss={self.loss}"] + [f"{k}={v!r}" for k, v in (
-            ("code_penalty", self.code_penalty), ("weight_decay", self.weight_decay), ("noise", self.noise)) if v is not None]
+        parts = (("code_penalty", self.code_penalty), ("weight_decay", self.weight_decay), ("noise", self.noise))
+        extras = [f"loss={self.loss}"] + [f"{k}={v!r}" for k, v in parts if v is not None]
         return self._summary(", ".join(extras))

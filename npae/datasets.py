@@ -100,7 +100,8 @@ def read_idx_sha(path) -> tuple[np.ndarray, str]:
             dims = tuple(int(d) for d in np.frombuffer(_read_exact(stream, 4 * ndim, path, "dimensions"), ">u4"))
             size = math.prod(dims) * dtype.itemsize
             if size > MAX_BYTES:
-                raise DataError(f"{path}: header claims dimensions {dims} ({size:,} bytes), more than the {MAX_BYTES:,}-byte limit")
+                raise DataError(f"{path}: header claims dimensions {dims} ({size:,} bytes), "
+                                f"more than the {MAX_BYTES:,}-byte limit")
             payload = _read_exact(stream, size, path, f"payload for dimensions {dims}")
             if stream.read(1):
                 raise DataError(f"{path}: more data than the header's dimensions {dims} allow")
@@ -215,7 +216,8 @@ def _locate(spec: Spec, path):
             files = _complete(folder)
             if files:
                 return "path", folder, files
-        raise DataError(f"{path}: no complete {spec.title} here (need {', '.join(FILES)}, raw or .gz, in it or in {path / spec.name})")
+        raise DataError(f"{path}: no complete {spec.title} here "
+                        f"(need {', '.join(FILES)}, raw or .gz, in it or in {path / spec.name})")
     env = os.environ.get("NPAE_DATA")
     if env:
         for folder in (pathlib.Path(env).expanduser() / spec.name, pathlib.Path(env).expanduser()):
@@ -341,8 +343,8 @@ def load(dataset: str | None = "mnist", *, path=None, flatten: bool = False, dty
     else:
         known = DATASETS["mnist" if found == "mnist-sample" else found]
         title, name = known.title, known.name
-    return Dataset(tuple(train), tuple(test), name=name, title=title, source="sample" if found == "mnist-sample" else source,
-                   folder=folder, sha=sha)
+    source = "sample" if found == "mnist-sample" else source
+    return Dataset(tuple(train), tuple(test), name=name, title=title, source=source, folder=folder, sha=sha)
 
 
 def load_mnist(*, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:

@@ -82,13 +82,15 @@ def download(dataset: str = "mnist", *, dest=None, mirrors=None, timeout: float 
                 size = _fetch(url, tmp, timeout, out)
                 digest = sha256_of(tmp)
                 if digest != spec.sha256[name]:
-                    raise DataError(f"SHA-256 {digest[:16]}... does not match the published {spec.sha256[name][:16]}...")
+                    published = spec.sha256[name][:16]
+                    raise DataError(f"SHA-256 {digest[:16]}... does not match the published {published}...")
                 os.replace(tmp, final)
                 if have is not None and have != final:
                     have.unlink(missing_ok=True)  # the stale raw copy would shadow nothing, but mislead
                 print(f"  {name}.gz: {size / 1e6:.2f} MB from {mirror} (checksum ok)", file=out)
                 break
-            except (TimeoutError, DataError, OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
+            except (TimeoutError, DataError, OSError, urllib.error.URLError, http.client.HTTPException,
+                    ValueError) as exc:
                 errors.append(f"{url}: {_reason(exc)}")
             finally:
                 tmp.unlink(missing_ok=True)

@@ -59,7 +59,8 @@ def _input_shape(input_shape, where: str) -> tuple:
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError):
-        raise TypeError(f"{where}: input_shape must be a tuple of ints, (D,) or (C, H, W), got {input_shape!r}") from None
+        raise TypeError(f"{where}: input_shape must be a tuple of ints, (D,) or (C, H, W), "
+                        f"got {input_shape!r}") from None
     if len(shape) not in (1, 3) or min(shape) < 1:
         raise ValueError(f"{where}: input_shape must be (D,) or (C, H, W) of positive ints, got {input_shape!r}")
     return shape
@@ -111,9 +112,9 @@ def ordinary(code: int = 64, *, input_shape=MNIST_FLAT, code_activation: str = "
     rng = _init.default_rng(rng, name)
     code = _checks.positive_int(code, "code", name)
     shape = _input_shape(input_shape, name)
-    return _dense_autoencoder((math.prod(shape), code, math.prod(shape)), shape, _code_activation(code_activation, name),
-                              tied=tied, rng=rng, dtype=dtype, loss=loss, code_penalty=code_penalty, noise=noise,
-                              weight_decay=weight_decay, name=name)
+    sizes = (math.prod(shape), code, math.prod(shape))
+    return _dense_autoencoder(sizes, shape, _code_activation(code_activation, name), tied=tied, rng=rng, dtype=dtype,
+                              loss=loss, code_penalty=code_penalty, noise=noise, weight_decay=weight_decay, name=name)
 
 
 @FAMILIES.register
@@ -142,7 +143,8 @@ def multilayer(hidden=(128, 64, 128), *, code: int | None = None, input_shape=MN
     if code is not None:
         hidden = hidden[:mid] + (_checks.positive_int(code, "code", name),) + hidden[mid + 1:]
     if tied and hidden != hidden[::-1]:
-        raise ValueError(f"{name}: tied weights need symmetric hidden sizes (the decoder mirrors the encoder), got {hidden}")
+        raise ValueError(f"{name}: tied weights need symmetric hidden sizes (the decoder mirrors the encoder), "
+                         f"got {hidden}")
     shape = _input_shape(input_shape, name)
     d = math.prod(shape)
     return _dense_autoencoder((d,) + hidden + (d,), shape, _code_activation(code_activation, name), tied=tied,
@@ -206,7 +208,8 @@ def contractive(code: int = 64, lam: float | None = None, *, activation: str = "
 def vae(latent: int = 2, hidden: int = 512, *, input_shape=MNIST_FLAT, likelihood: str = "bernoulli",
         sigma_x: float | None = None, rng: np.random.Generator | None = None, dtype=np.float32, loss: str | None = None,
         name: str = "vae") -> VAE:
-    """input -> hidden (ReLU) -> (mu, logvar) of a ``latent``-dimensional Gaussian; z -> hidden (ReLU) -> input (sigmoid).
+    """input -> hidden (ReLU) -> (mu, logvar) of a ``latent``-dimensional Gaussian;
+    z -> hidden (ReLU) -> input (sigmoid).
 
     The Keras example's MNIST VAE (512 hidden units); a Bernoulli decoder by default
     (``likelihood="gaussian"`` with a fixed ``sigma_x`` otherwise). ``loss`` is accepted for the
@@ -219,7 +222,8 @@ def vae(latent: int = 2, hidden: int = 512, *, input_shape=MNIST_FLAT, likelihoo
     hidden = _checks.positive_int(hidden, "hidden", name)
     shape = _input_shape(input_shape, name)
     d = math.prod(shape)
-    encoder = Sequential(Dense(d, hidden, rng=rng, dtype=dtype), ReLU(), Dense(hidden, 2 * latent, rng=rng, dtype=dtype))
+    encoder = Sequential(Dense(d, hidden, rng=rng, dtype=dtype), ReLU(),
+                         Dense(hidden, 2 * latent, rng=rng, dtype=dtype))
     decoder = _dense_stack((latent, hidden, d), rng, dtype, Sigmoid)
     if len(shape) == 3:
         encoder, decoder = Sequential(Flatten(), *encoder), Sequential(*decoder, Reshape(shape))

@@ -30,7 +30,7 @@ import pathlib
 import numpy as np
 
 from . import _checks
-from .datasets import FILES, Dataset, DataError, dataset_spec, find_file
+from .datasets import FILES, DataError, Dataset, dataset_spec, find_file
 from .datasets import load as load_idx
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -75,7 +75,8 @@ def load_images(path, *, layout: str | None = None, test_fraction: float = TEST_
         if "x_test" not in xs:
             raise DataError(f"{path}: holds x_train but no x_test (the keras.datasets layout has both)")
         if xs["x_train"].shape[1:] != xs["x_test"].shape[1:]:
-            raise DataError(f"{path}: x_train's samples are {xs['x_train'].shape[1:]} but x_test's {xs['x_test'].shape[1:]}")
+            raise DataError(f"{path}: x_train's samples are {xs['x_train'].shape[1:]} "
+                            f"but x_test's {xs['x_test'].shape[1:]}")
         train, test = (xs["x_train"], ys.get("y_train")), (xs["x_test"], ys.get("y_test"))
     else:
         x, y = xs["x"], ys.get("y")
@@ -85,7 +86,8 @@ def load_images(path, *, layout: str | None = None, test_fraction: float = TEST_
         n_test = max(1, int(round(test_fraction * len(x))))
         test_i, train_i = np.sort(order[:n_test]), np.sort(order[n_test:])
         train, test = (x[train_i], None if y is None else y[train_i]), (x[test_i], None if y is None else y[test_i])
-        split = f"no test split in the data: {n_test:,} of {len(x):,} images ({test_fraction:.0%}) drawn with seed {seed}"
+        split = (f"no test split in the data: {n_test:,} of {len(x):,} images ({test_fraction:.0%}) "
+                 f"drawn with seed {seed}")
     name = path.name
     return Dataset(train, test, name=name, title=name, source="path", folder=path, sha=sha, split=split,
                    classes=classes, notes=notes)
@@ -228,7 +230,8 @@ def _as_pixels(x: np.ndarray, dtype: np.dtype, path, key: str) -> np.ndarray:
             raise DataError(f"{path}: {key} holds NaN or infinite values")
         lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
         if lo < 0 or hi > 1:
-            raise DataError(f"{path}: {key} holds values in [{lo:g}, {hi:g}], but npae's models expect pixels in [0, 1] "
+            raise DataError(f"{path}: {key} holds values in [{lo:g}, {hi:g}], "
+                            f"but npae's models expect pixels in [0, 1] "
                             f"(their sigmoid output cannot reach beyond): divide 8-bit values by 255, or rescale "
                             f"with (x - x.min()) / (x.max() - x.min())")
         return x.astype(dtype, copy=False)

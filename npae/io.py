@@ -31,8 +31,8 @@ from ._version import __version__
 from .autoencoders import MODELS, find_layer
 from .core import LAYERS, Layer, Sequential
 from .noise import NOISES
-from .penalties import PENALTIES
 from .optim import OPTIMIZERS
+from .penalties import PENALTIES
 
 FORMAT = "npae"
 VERSION = 2  # 2: buffers, and a single layer (a Sequential) as the saved object
@@ -133,7 +133,8 @@ def _description(archive: Archive, path) -> dict:
     if dtype != np.uint8 or len(shape) != 1:
         raise ModelFileError(f"{path}: corrupt description (not a byte string but {dtype} {shape})")
     if shape[0] > MAX_DESCRIPTION_BYTES:
-        raise ModelFileError(f"{path}: a description of {shape[0]:,} bytes, more than the {MAX_DESCRIPTION_BYTES:,} npae reads")
+        raise ModelFileError(f"{path}: a description of {shape[0]:,} bytes, "
+                             f"more than the {MAX_DESCRIPTION_BYTES:,} npae reads")
     try:
         text = archive.read(META).tobytes().decode("utf-8")
         if json_depth(text) > MAX_DEPTH:
@@ -167,7 +168,8 @@ class _Builder:
         """``cls.from_config(cfg, self)`` (models, layers) or ``cls(**arguments)`` (penalties, noises)."""
         name = _type_of(cfg)
         if name not in registry:
-            raise ModelFileError(f"{self.path}: unknown {what} {_short(cfg.get('type') if isinstance(cfg, dict) else cfg)}")
+            named = cfg.get("type") if isinstance(cfg, dict) else cfg
+            raise ModelFileError(f"{self.path}: unknown {what} {_short(named)}")
         cls = registry[name]
         try:
             if with_context:
@@ -176,7 +178,8 @@ class _Builder:
         except ModelFileError:
             raise
         except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError) as exc:
-            raise ModelFileError(f"{self.path}: invalid {what} configuration {_short(cfg, 200)}: {_describe(exc)}") from None
+            raise ModelFileError(f"{self.path}: invalid {what} configuration {_short(cfg, 200)}: "
+                                 f"{_describe(exc)}") from None
 
     def build(self, cfg) -> Layer:
         """A layer (a Sequential builds its layers through here too)."""
@@ -221,7 +224,8 @@ def _check_against(model, archive: Archive, path) -> None:
         if set(stored) != set(own):
             missing, extra = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
             what = "parameters" if prefix == "param/" else "buffers"
-            raise ModelFileError(f"{path}: {what} do not match the architecture (missing {missing}, unexpected {extra})")
+            raise ModelFileError(f"{path}: {what} do not match the architecture "
+                                 f"(missing {missing}, unexpected {extra})")
         for name, target in own.items():
             shape, dtype = stored[name]
             if shape != target.shape or dtype != target.dtype:

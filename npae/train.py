@@ -89,7 +89,8 @@ class _Progress:
             return
         self.last = time.monotonic()
         filled = int(30 * b / self.n)
-        self.out.write(f"\repoch {self.epoch}/{self.epochs} [{'#' * filled}{'.' * (30 - filled)}] {b}/{self.n} loss {loss:.5f}")
+        bar = "#" * filled + "." * (30 - filled)
+        self.out.write(f"\repoch {self.epoch}/{self.epochs} [{bar}] {b}/{self.n} loss {loss:.5f}")
         self.out.flush()
 
     def clear(self):
@@ -150,8 +151,9 @@ def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validat
     if resume is not None:
         optimizer, history, start = _resume(model, optimizer, rng, resume)
         if start >= epochs:
-            raise ValueError(f"{where}: the checkpoint {resume} has already trained {start} epoch(s), so epochs={epochs} "
-                             f"trains nothing (epochs counts from the start); ask for more than {start}")
+            raise ValueError(f"{where}: the checkpoint {resume} has already trained {start} epoch(s), "
+                             f"so epochs={epochs} trains nothing (epochs counts from the start); "
+                             f"ask for more than {start}")
         if verbose:
             print(f"resumed from {resume} after epoch {start}", file=out)
     optimizer = Adam(model.named_params()) if optimizer is None else optimizer
@@ -291,7 +293,8 @@ def _stalled_message(model, optimizer, probe, epoch, spread) -> str:
 
 
 def _take_weights(model, saved, path) -> None:
-    """The weights and buffers of ``saved`` (a checkpoint's model) into ``model``, which must be the same architecture."""
+    """The weights and buffers of ``saved`` (a checkpoint's model) into ``model``, which must be the same
+    architecture."""
     changed = io.differences(saved.config(), model.config(), ("checkpoint", "given to fit"))
     if changed:
         raise io.ModelFileError(f"{path}: the checkpoint holds another model than the one given to fit: "
