@@ -25,7 +25,9 @@ dataset says so. Every dataset is named by its path and a short SHA-256 of its c
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,14 +35,17 @@ from . import _checks
 from .datasets import FILES, DataError, Dataset, dataset_spec, find_file
 from .datasets import load as load_idx
 
+if TYPE_CHECKING:  # Pillow is optional: imported only inside the function that reads images
+    from PIL import Image
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LAYOUTS = ("nchw", "nhwc")
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
 
 
-def load_images(path, *, layout: str | None = None, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED,
-                dtype=np.float32) -> Dataset:
+def load_images(path: str | os.PathLike, *, layout: str | None = None, test_fraction: float = TEST_FRACTION,
+                seed: int = SPLIT_SEED, dtype: type | np.dtype | str = np.float32) -> Dataset:
     """Load your own images (or a built-in set's folder) as ``((x_train, y_train), (x_test, y_test))``.
 
     See the module docstring for what ``path`` may be. ``layout`` ("nhwc" or "nchw") says how a
@@ -93,7 +98,8 @@ def load_images(path, *, layout: str | None = None, test_fraction: float = TEST_
                    classes=classes, notes=notes)
 
 
-def load_dataset(name: str, *, path=None, dtype=np.float32) -> Dataset:
+def load_dataset(name: str, *, path: str | os.PathLike | None = None,
+                 dtype: type | np.dtype | str = np.float32) -> Dataset:
     """A built-in set by name ("mnist" or "fashion-mnist"), found as :func:`npae.datasets.load` does."""
     dataset_spec(name)
     return load_idx(name, path=path, dtype=dtype)
@@ -186,7 +192,7 @@ def _read_folder(folder: pathlib.Path) -> tuple[dict, list | None, str]:
     return out, classes, _sha_of_files(files, folder)
 
 
-def _has_colour(im) -> bool:
+def _has_colour(im: Image.Image) -> bool:
     return im.mode == "P" and im.convert("RGB").getextrema() != im.convert("L").convert("RGB").getextrema()
 
 
@@ -195,7 +201,7 @@ def _size(a: np.ndarray) -> str:
 
 
 # -- layout and pixels ------------------------------------------------------------------------------
-def _as_images(x: np.ndarray, layout: str | None, path, key: str, notes: list) -> np.ndarray:
+def _as_images(x: np.ndarray, layout: str | None, path: pathlib.Path, key: str, notes: list[str]) -> np.ndarray:
     """``x`` as (N, C, H, W) images, or (N, D) vectors; never a reinterpretation of its axes."""
     if x.ndim == 2:
         return x  # vectors
@@ -219,7 +225,7 @@ def _as_images(x: np.ndarray, layout: str | None, path, key: str, notes: list) -
     return x
 
 
-def _as_pixels(x: np.ndarray, dtype: np.dtype, path, key: str) -> np.ndarray:
+def _as_pixels(x: np.ndarray, dtype: np.dtype, path: pathlib.Path, key: str) -> np.ndarray:
     """uint8 / 255, bool as 0/1, floats kept when in [0, 1]; anything else is refused with the way to fix it."""
     if x.dtype == np.uint8:
         return x.astype(dtype) / dtype.type(255)
