@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import pathlib
 import sys
@@ -57,12 +58,12 @@ def bench_family(name, batch, repeat, rng):
     for i, layer in enumerate(layers):
         first = i == 0  # the model's input: checked, and no input gradient needed
         with contextlib.nullcontext() if first else _checks.inside_sequential():
-            backward = (lambda dy: layer.backward(dy, need_dx=False)) if first else layer.backward
+            backward = functools.partial(layer.backward, need_dx=False) if first else layer.backward
             y = layer.forward(x)
             dy = np.ones_like(y)
             backward(dy)  # warm-up
-            t_f = median_time(lambda: layer.forward(x), repeat)
-            t_b = median_time(lambda: backward(dy), repeat)
+            t_f = median_time(functools.partial(layer.forward, x), repeat)
+            t_b = median_time(functools.partial(backward, dy), repeat)
             f = flops_forward(layer, x.shape, y.shape)
             rows.append((name, repr(layer) + (" no dx" if first else ""), x.shape, t_f, t_b, f, 1 if first else 2))
             x = layer.forward(x, training=False)
@@ -112,7 +113,7 @@ def bench_next(batch, repeat, rng):
         x = rng.standard_normal((batch,) + shape).astype(np.float32)
         dy = np.ones_like(layer.forward(x))
 
-        def ours():
+        def ours(layer=layer, x=x, dy=dy):
             layer.forward(x)
             layer.backward(dy)
 
@@ -121,7 +122,7 @@ def bench_next(batch, repeat, rng):
         if torch is not None:
             twin, xt, dyt = torch_twin(layer), torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
 
-            def theirs():
+            def theirs(twin=twin, xt=xt, dyt=dyt):
                 twin(xt).backward(dyt)
 
             theirs()

@@ -123,7 +123,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=pathlib.Path, help="MNIST folder (default: cache, else the embedded sample)")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs timed per family and library, interleaved (best is kept)")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="epochs timed per family and library, interleaved (best is kept)")
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args(argv)
@@ -162,8 +163,8 @@ def main(argv=None):
         params = 784 * 64 + 64 * 784
         flops = 6 * len(x) * params  # forward 2, backward 4 (dW and dx) multiply-adds per weight per sample
         achieved = flops / results["ordinary"][0] / 1e9
-        print(f"\nordinary AE: {achieved:.1f} GFLOP/s in its matrix products = {achieved / peak:.0%} of the matmul peak "
-              f"(whole epoch time, element-wise work included)")
+        print(f"\nordinary AE: {achieved:.1f} GFLOP/s in its matrix products = {achieved / peak:.0%} "
+              f"of the matmul peak (whole epoch time, element-wise work included)")
     base, top = conv_training_peak_rss(args.batch_size)
     print(f"convolutional AE training, batch {args.batch_size}: peak RSS {top:.0f} MiB ({base:.0f} MiB after imports)")
 

@@ -38,10 +38,12 @@ def require_matplotlib() -> None:
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--data", type=pathlib.Path, help="folder with the MNIST IDX files (default: cache, else the embedded sample)")
+    p.add_argument("--data", type=pathlib.Path,
+                   help="folder with the MNIST IDX files (default: cache, else the embedded sample)")
     p.add_argument("--quick", action="store_true",
                    help="the embedded sample, with epochs fitted to each model's cost: a first look in about a minute")
-    p.add_argument("--epochs", type=int, help=f"every model's epochs (default {FULL_EPOCHS}; with --quick, each model's own)")
+    p.add_argument("--epochs", type=int,
+                   help=f"every model's epochs (default {FULL_EPOCHS}; with --quick, each model's own)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="use only the first N training images (smoke tests)")

@@ -58,8 +58,10 @@ def run(args):
         history, s = C.train(model, x, xt, args, label, epochs)
         pen = npae.penalties.Contractive(1.0).bind(model.encoder)
         raw, ratio = sensitivity(model, xt, radii)
-        rows.append({"lam": lam, "test_mse": C.test_mse(model, xt), "jacobian": float(pen.jacobian_norms(model.encode(xt)).mean()),
-                     "movement": float(raw[1]), "contraction": float(ratio[1]), "raw_curve": raw, "contraction_curve": ratio})
+        rows.append({"lam": lam, "test_mse": C.test_mse(model, xt),
+                     "jacobian": float(pen.jacobian_norms(model.encode(xt)).mean()),
+                     "movement": float(raw[1]), "contraction": float(ratio[1]),
+                     "raw_curve": raw, "contraction_curve": ratio})
         models[lam] = model
         if lam == npae.families.CONTRACTIVE_LAM:
             main_history, seconds = history, s
@@ -68,7 +70,8 @@ def run(args):
               f"code movement per unit input (|d| = 0.1) {r['movement']:.3f}, contraction ratio {r['contraction']:.3f}")
     default = next(r for r in rows if r["lam"] == npae.families.CONTRACTIVE_LAM)
     base = rows[0]
-    plot_sensitivity(rows, radii, [jacobian_spectrum(models[r["lam"]], xt) for r in rows], args.out / "contractive_sensitivity.png")
+    spectra = [jacobian_spectrum(models[r["lam"]], xt) for r in rows]
+    plot_sensitivity(rows, radii, spectra, args.out / "contractive_sensitivity.png")
     model = models[npae.families.CONTRACTIVE_LAM]
     C.save_reconstructions([xt[:10], models[0.0].reconstruct(xt[:10]), model.reconstruct(xt[:10])],
                            ["input", "ordinary", "contractive"], args.out / "contractive_reconstructions.png",

@@ -47,7 +47,8 @@ def plot_maps(codes, pcs, labels, path):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for ax, points, title in ((axes[0], codes, "autoencoder, 2-unit code"), (axes[1], pcs, "first two principal components")):
+    panels = ((axes[0], codes, "autoencoder, 2-unit code"), (axes[1], pcs, "first two principal components"))
+    for ax, points, title in panels:
         sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
         ax.set_title(title)
         ax.set_xticks([])

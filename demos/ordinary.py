@@ -42,7 +42,8 @@ def run(args):
     history, seconds = C.train(model, x, xt, args, "ordinary", epochs)
     mse = C.test_mse(model, xt)
     C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],
-                           args.out / "ordinary_reconstructions.png", f"ordinary autoencoder, 64-number code: test MSE {mse:.4f}")
+                           args.out / "ordinary_reconstructions.png",
+                           f"ordinary autoencoder, 64-number code: test MSE {mse:.4f}")
     C.save_loss_curves(history, args.out / "ordinary_loss.png", "ordinary autoencoder")
 
     rows, sweep = [], C.epochs(args, QUICK_SWEEP_EPOCHS)

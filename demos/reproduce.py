@@ -53,11 +53,14 @@ def write_report(results, args, data, total):
     r = results
     rows = [
         ("ordinary, 784-64-784", f"{r['ordinary']['test_mse']:.5f}", PUBLISHED["ordinary"], r["ordinary"]["seconds"]),
-        ("multilayer, 784-128-64-128-784", f"{r['multilayer']['test_mse']:.5f}", PUBLISHED["multilayer"], r["multilayer"]["seconds"]),
-        ("convolutional, code 8x4x4", f"{r['convolutional']['test_mse']:.5f}", "not reported as MSE", r["convolutional"]["seconds"]),
+        ("multilayer, 784-128-64-128-784", f"{r['multilayer']['test_mse']:.5f}", PUBLISHED["multilayer"],
+         r["multilayer"]["seconds"]),
+        ("convolutional, code 8x4x4", f"{r['convolutional']['test_mse']:.5f}", "not reported as MSE",
+         r["convolutional"]["seconds"]),
         ("sparse, L1 on the code", f"{r['sparse']['test_mse']:.5f} (ordinary {r['sparse']['mse_ordinary']:.5f})",
          "not reported as MSE", r["sparse"]["seconds"]),
-        ("denoising, noisy in -> clean", f"{r['denoising']['test_mse']:.5f} (noisy input {r['denoising']['mse_noisy']:.4f})",
+        ("denoising, noisy in -> clean",
+         f"{r['denoising']['test_mse']:.5f} (noisy input {r['denoising']['mse_noisy']:.4f})",
          "not reported as MSE", r["denoising"]["seconds"]),
         (f"contractive, lam {r['contractive']['lam']:g} (beyond the article)", f"{r['contractive']['test_mse']:.5f}",
          "not in the article", r["contractive"]["seconds"]),
@@ -72,7 +75,8 @@ def write_report(results, args, data, total):
         "# Reproducing \"Deep inside: Autoencoders\" with npae", "",
         f"{data.describe()}" + (f"; the first {n_train:,} training images" if args.limit else ""), "",
         (f"A quick look: the embedded sample, and for each model the epochs its cost allows (the table), written "
-         f"into {args.out}. The full reproduction is `python demos/reproduce.py --data PATH/TO/mnist --out demos/figures`."
+         f"into {args.out}. The full reproduction is "
+         "`python demos/reproduce.py --data PATH/TO/mnist --out demos/figures`."
          if args.quick else f"{args.epochs or C.FULL_EPOCHS} epoch(s) per model."),
         "",
         f"Batch {args.batch_size}, Adam (lr 1e-3, PyTorch's algorithm), seed {args.seed}; "
@@ -83,10 +87,13 @@ def write_report(results, args, data, total):
     lines += [f"| {a} | {b} | {c} | {r[key]['epochs']} | {d:.1f} s |" for (a, b, c, d), key in zip(rows, order)]
     lines += [
         "", "## Sparsity (the Keras blog: mean code activation 3.33 with the L1 penalty vs 7.30 without)", "",
-        f"mean code activation on the test set: ordinary {s['mean_activation_ordinary']:.3f}, sparse {s['mean_activation']:.3f} "
+        f"mean code activation on the test set: ordinary {s['mean_activation_ordinary']:.3f}, "
+        f"sparse {s['mean_activation']:.3f} "
         f"({s['mean_activation'] / s['mean_activation_ordinary'] - 1:+.0%}); exact zeros {s['zeros_ordinary']:.1%} vs "
-        f"{s['zeros']:.1%}; test MSE {s['test_mse'] / s['mse_ordinary'] - 1:+.0%}. The blog's numbers come from a 32-unit "
-        "code trained 100 epochs with older Keras (its L1 summed over the batch); npae's is 64 units, L1 3e-5 averaged over the batch.",
+        f"{s['zeros']:.1%}; test MSE {s['test_mse'] / s['mse_ordinary'] - 1:+.0%}. "
+        "The blog's numbers come from a 32-unit code trained 100 epochs with older Keras "
+        "(its L1 summed over the batch); "
+        "npae's is 64 units, L1 3e-5 averaged over the batch.",
         "", "## Autoencoder vs PCA (test MSE by code size)", "",
         "| code size | PCA | linear autoencoder | ordinary autoencoder (ReLU code) |", "|---|---|---|---|",
     ]
@@ -103,7 +110,8 @@ def write_report(results, args, data, total):
         "- Test MSE: the mean over all pixels and all test images of (output - clean input)^2, pixels in [0, 1].",
         "- The article trains every model with MSE; the Keras blog used binary cross-entropy for the convolutional",
         "  and denoising models, so its losses are not comparable to these MSEs.",
-        "- Denoising: inputs corrupted by Gaussian noise of std 0.5 clipped to [0, 1] (drawn by np.random.default_rng(0)",
+        "- Denoising: inputs corrupted by Gaussian noise of std 0.5 clipped to [0, 1] "
+        "(drawn by np.random.default_rng(0)",
         "  for the test set); the MSE compares the output with the clean image.",
         "- Sparse: L1Activity(3e-5) = 3e-5 x (per-sample sum of |code|) averaged over the batch.",
         "- The convolutional families start their sigmoid output bias at logit(0.1307) (docs/choices.md).",
@@ -166,11 +174,13 @@ def beyond(r):
         "| lam | test MSE | mean ‖J‖²_F | code movement / input movement | contraction ratio |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {row['lam']:g} | {row['test_mse']:.5f} | {row['jacobian']:.2f} | {row['movement']:.3f} | {row['contraction']:.3f} |"
-              for row in c["sweep"]]
+    lines += [f"| {row['lam']:g} | {row['test_mse']:.5f} | {row['jacobian']:.2f} | {row['movement']:.3f} "
+              f"| {row['contraction']:.3f} |" for row in c["sweep"]]
     lines += [
-        "", f"At lam {c['lam']:g} (npae's default) the Jacobian's squared norm is {c['jacobian'] / c['jacobian_ordinary'] - 1:+.0%} "
-        f"and the contraction ratio {c['contraction'] / c['contraction_ordinary'] - 1:+.0%} against the ordinary model, "
+        "", f"At lam {c['lam']:g} (npae's default) the Jacobian's squared norm is "
+        f"{c['jacobian'] / c['jacobian_ordinary'] - 1:+.0%} "
+        f"and the contraction ratio {c['contraction'] / c['contraction_ordinary'] - 1:+.0%} "
+        "against the ordinary model, "
         f"for a test MSE {c['test_mse'] / c['mse_ordinary'] - 1:+.0%} (contractive_sensitivity.png).", "",
         "## Tied weights: the decoder uses W^T", "",
         "| model | parameters | test MSE |", "|---|---|---|",
@@ -181,8 +191,8 @@ def beyond(r):
         "| latent | -ELBO (nats/image) | reconstruction | KL | MSE of the decoded mean | training time |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {row['latent']} | {row['total']:.2f} | {row['reconstruction']:.2f} | {row['kl']:.2f} | {row['test_mse']:.5f} | "
-              f"{row['seconds']:.1f} s |" for row in v["rows"]]
+    lines += [f"| {row['latent']} | {row['total']:.2f} | {row['reconstruction']:.2f} | {row['kl']:.2f} "
+              f"| {row['test_mse']:.5f} | {row['seconds']:.1f} s |" for row in v["rows"]]
     lines += ["", "Figures: vae_manifold.png (the 2-D latent manifold), vae_latent_means.png, vae_samples.png.", ""]
     return lines
 

@@ -35,7 +35,8 @@ def run(args):
     untied = models["ordinary, 784-64-784"][0]
     C.save_reconstructions([xt[:10], untied.reconstruct(xt[:10]), tied.reconstruct(xt[:10])],
                            ["input", "untied", "tied"], args.out / "tied_reconstructions.png",
-                           f"ordinary autoencoder, untied ({rows[0]['params']:,} parameters) vs tied ({rows[1]['params']:,})")
+                           f"ordinary autoencoder, untied ({rows[0]['params']:,} parameters) "
+                           f"vs tied ({rows[1]['params']:,})")
     C.save_loss_curves(history, args.out / "tied_loss.png", "tied ordinary autoencoder")
     plot_filters(tied, args.out / "tied_filters.png")
     return {"test_mse": rows[1]["test_mse"], "seconds": rows[1]["seconds"], "epochs": epochs, "rows": rows}

@@ -32,7 +32,8 @@ def run(args):
         results[latent] = {"model": model, "history": history, "seconds": seconds, **terms,
                            "test_mse": C.test_mse(model, xt)}
         print(f"latent {latent}: test -ELBO {terms['total']:.2f} nats = reconstruction {terms['reconstruction']:.2f} "
-              f"+ KL {terms['kl']:.2f}; MSE of the reconstruction from the posterior mean {results[latent]['test_mse']:.5f}")
+              f"+ KL {terms['kl']:.2f}; "
+              f"MSE of the reconstruction from the posterior mean {results[latent]['test_mse']:.5f}")
     two, sixteen = results[2]["model"], results[16]["model"]
     plot_manifold(two, args.out / "vae_manifold.png")
     plot_latent_means(two.encode(xt), yt, args.out / "vae_latent_means.png")

@@ -24,23 +24,29 @@ import os
 import pathlib
 import sys
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
 from ._version import __version__
 
+if TYPE_CHECKING:  # the command line imports the package's modules inside the commands that need them
+    from .autoencoders import Model
+    from .datasets import Dataset
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line: ``error: ... (see ... --help)``, exit status 2."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
         sys.exit(2)
 
 
-def _number(kind, minimum=None, strictly=True):
+def _number(kind: type, minimum: float | None = None, strictly: bool = True) -> Callable[[str], int | float]:
     """An argparse type: a finite ``kind`` (int or float) above ``minimum``."""
-    def parse(text):
+    def parse(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
@@ -60,7 +66,7 @@ class _Refused(Exception):
     """A run the command line will not start; the message says why and what to do instead."""
 
 
-def _load_data(args):
+def _load_data(args: argparse.Namespace) -> Dataset:
     """The data the command names: --dataset (a built-in set, at --data if given), else --data (your
     own images, an array file or an IDX folder), else MNIST; printed as one line."""
     from .images import load_dataset, load_images
@@ -87,7 +93,7 @@ def _picture(x: np.ndarray) -> np.ndarray | None:
     return x.reshape(len(x), side, side) if side * side == x.shape[1] else None
 
 
-def reconstruction_figure(model, x, path, rng_seed: int = 0) -> bool:
+def reconstruction_figure(model: Model, x: np.ndarray, path: str | os.PathLike, rng_seed: int = 0) -> bool:
     """10 test images (top) over their reconstructions; a denoiser shows noisy / output / clean.
     Returns False (and writes nothing) for data that are not images."""
     from ._png import image_grid, write_png
@@ -106,7 +112,7 @@ def reconstruction_figure(model, x, path, rng_seed: int = 0) -> bool:
 
 
 # -- train -----------------------------------------------------------------------------------------
-def _out_folder(args) -> pathlib.Path:
+def _out_folder(args: argparse.Namespace) -> pathlib.Path:
     """The output folder, checked: never an existing file, never a previous run's checkpoint
     replaced unless ``--resume`` or ``--overwrite`` says so."""
     out = args.out or pathlib.Path("runs") / args.family
@@ -120,7 +126,7 @@ def _out_folder(args) -> pathlib.Path:
     return out
 
 
-def _family_options(args, data, x_train) -> dict:
+def _family_options(args: argparse.Namespace, data: Dataset, x_train: np.ndarray) -> dict:
     """The family's keyword arguments from the command line and the data; an option the family
     does not take is refused by name."""
     import inspect
@@ -159,7 +165,7 @@ def _family_options(args, data, x_train) -> dict:
     return kwargs
 
 
-def _check_resume(path, run: dict, model, epochs: int) -> None:
+def _check_resume(path: str | os.PathLike, run: dict, model: Model, epochs: int) -> None:
     """Refuse to continue a checkpoint with other settings than it was trained with (listing them all)."""
     from . import io
 
@@ -176,7 +182,7 @@ def _check_resume(path, run: dict, model, epochs: int) -> None:
                        f"the start, so ask for more than {state['epoch']} to continue")
 
 
-def _train(args) -> int:
+def _train(args: argparse.Namespace) -> int:
     from . import io
     from .families import FAMILIES
     from .optim import Adam
@@ -221,7 +227,7 @@ def _train(args) -> int:
 
 
 # -- evaluate, gradcheck, data -----------------------------------------------------------------------
-def _evaluation_data(args, model):
+def _evaluation_data(args: argparse.Namespace, model: Model) -> Dataset:
     """The test data for a saved model: --data / --dataset if given (with a note when the model was
     trained on something else), else what the model file records it was trained on."""
     from .images import load_dataset, load_images
@@ -250,7 +256,7 @@ def _evaluation_data(args, model):
     return data
 
 
-def _evaluate(args) -> int:
+def _evaluate(args: argparse.Namespace) -> int:
     from . import io
     from .train import VALIDATION_SEED
 
@@ -276,13 +282,13 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _gradcheck(args) -> int:
+def _gradcheck(args: argparse.Namespace) -> int:
     from .suite import run_all
 
     return 0 if run_all(seed=args.seed) else 1
 
 
-def _data(args) -> int:
+def _data(args: argparse.Namespace) -> int:
     from . import datasets
 
     if args.data_command == "info":
@@ -304,7 +310,7 @@ def _safetensors_path(text: str) -> pathlib.Path:
     return path
 
 
-def _export(args) -> int:
+def _export(args: argparse.Namespace) -> int:
     from . import io
     from .export import save_safetensors, state_dict_arrays
 
@@ -404,7 +410,7 @@ def _quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from ._npz import ArchiveError
     from .datasets import DataError
     from .io import ModelFileError

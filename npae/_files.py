@@ -32,8 +32,8 @@ def remove_stale_temporaries(path: pathlib.Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(f)`` on a temporary file, then rename it to ``path``.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(f)`` on a temporary file (its return value is ignored), then rename it to ``path``.
 
     Raises ``FileNotFoundError`` / ``NotADirectoryError`` / ``PermissionError`` naming ``path``
     (not the temporary file) when its folder cannot take the file.
@@ -62,6 +62,6 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """:func:`atomic_write` of a byte string."""
     atomic_write(path, lambda f: f.write(data))

@@ -108,7 +108,8 @@ class Archive:
                 raise ArchiveError(f"{self.path}: member {info.filename!r} has an unknown .npy version {version}")
             header_bytes = f.tell()
         if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
-            raise ArchiveError(f"{self.path}: member {info.filename!r} is of type {dtype}; npae files hold only numbers")
+            raise ArchiveError(f"{self.path}: member {info.filename!r} is of type {dtype}; "
+                               "npae files hold only numbers")
         if not all(isinstance(s, int) and s >= 0 for s in shape):
             raise ArchiveError(f"{self.path}: member {info.filename!r} has an invalid shape {shape}")
         return tuple(shape), dtype, header_bytes
@@ -129,7 +130,7 @@ class Archive:
     def close(self) -> None:
         self.zip.close()
 
-    def __enter__(self) -> "Archive":
+    def __enter__(self) -> Archive:
         return self
 
     def __exit__(self, *exc) -> None:

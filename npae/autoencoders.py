@@ -20,7 +20,7 @@ penalty that also depends on the encoder's weights directly (Contractive) adds t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from .registry import Registry
 
 #: every model class, by name (what a saved model's description may name)
 MODELS = Registry("model")
+
+#: what ``noise=`` takes: a corruption ``(x, rng) -> noisy x`` (npae.noise's classes; only those can be saved)
+NoiseFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 class Model:
@@ -54,9 +57,10 @@ class Model:
 
     TERMS: tuple[str, ...] = ()
     #: the corruption of the input during training (a denoising autoencoder's), or None
-    noise = None
+    noise: NoiseFn | None = None
 
-    def __init__(self, encoder: Layer, decoder: Layer, *, input_shape=None, name: str = "model"):
+    def __init__(self, encoder: Layer, decoder: Layer, *, input_shape: Sequence[int] | None = None,
+                 name: str = "model"):
         for what, layer in (("encoder", encoder), ("decoder", decoder)):
             if not isinstance(layer, Layer):
                 raise TypeError(f"{type(self).__name__}: {what} must be an npae Layer (e.g. a Sequential), "
@@ -87,7 +91,7 @@ class Model:
         self.encoder.zero_grad()
         self.decoder.zero_grad()
 
-    def astype(self, dtype) -> Model:
+    def astype(self, dtype: type | np.dtype | str) -> Model:
         self.encoder.astype(dtype)
         self.decoder.astype(dtype)
         return self
@@ -109,7 +113,7 @@ class Model:
         return False
 
     # -- inference ---------------------------------------------------------------------------
-    def as_batch(self, x, where: str, *, convert: bool = False) -> np.ndarray:
+    def as_batch(self, x: np.ndarray, where: str, *, convert: bool = False) -> np.ndarray:
         """``x`` as a batch of ``input_shape`` samples, or a clear ValueError; shapes are never reinterpreted.
 
         ``x`` reaches the model only if each sample has ``input_shape``, or if it is the flat
@@ -145,14 +149,14 @@ class Model:
             return fn(x)
         return np.concatenate([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
-    def encode(self, x, batch_size: int = 256, *, flat: bool = False) -> np.ndarray:
+    def encode(self, x: np.ndarray, batch_size: int = 256, *, flat: bool = False) -> np.ndarray:
         """The code ``h = encoder(x)`` (inference: no noise, nothing cached); with ``flat=True``
         as (N, code size) whatever its layer shape (a conv code is (N, C, H, W))."""
         h = self._batched(lambda b: self.encoder.forward(b, training=False), self.as_batch(x, "encode", convert=True),
                           batch_size, f"{type(self).__name__}.encode")
         return h.reshape(len(h), -1) if flat else h
 
-    def decode(self, h, batch_size: int = 256) -> np.ndarray:
+    def decode(self, h: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The decoder's output for codes ``h`` (inference); a flat (N, code size) code is taken too."""
         h = _checks.as_float_array(h, f"{type(self).__name__}.decode", "h")
         if h.dtype != self.dtype:
@@ -163,7 +167,7 @@ class Model:
         return self._batched(lambda b: self.decoder.forward(b, training=False), h, batch_size,
                              f"{type(self).__name__}.decode")
 
-    def reconstruct(self, x, batch_size: int = 256) -> np.ndarray:
+    def reconstruct(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """``decode(encode(x))``, batch by batch."""
         return self._batched(lambda b: self.decode(self.encode(b)), self.as_batch(x, "reconstruct", convert=True),
                              batch_size, f"{type(self).__name__}.reconstruct")
@@ -187,11 +191,12 @@ class Model:
         return f"{type(self).__name__}(name={self.name!r}, input_shape={self.input_shape}, params={self.n_params():,})"
 
 
-def _dataset_record(record) -> dict | None:
+def _dataset_record(record: object) -> dict | None:
     """A description's record of the data a model was trained on, checked to be a flat JSON object."""
     if record is None:
         return None
-    if not isinstance(record, dict) or not all(isinstance(v, (str, int, float, list, type(None))) for v in record.values()):
+    plain = (str, int, float, list, type(None))
+    if not isinstance(record, dict) or not all(isinstance(v, plain) for v in record.values()):
         raise ValueError(f"dataset must be a JSON object of plain values, got {type(record).__name__}")
     return record
 
@@ -209,7 +214,7 @@ def find_layer(encoder: Layer, path: str) -> Layer:
 
 def _resolve_ties(encoder: Layer, decoder: Layer) -> None:
     """Record in each TiedDense of the decoder where its source Dense sits in the encoder."""
-    def everything(layer):
+    def everything(layer: Layer) -> Iterator[tuple[str, Layer]]:
         yield "", layer
         if isinstance(layer, Sequential):
             yield from layer.walk()
@@ -218,7 +223,8 @@ def _resolve_ties(encoder: Layer, decoder: Layer) -> None:
     for _, layer in everything(decoder):
         if isinstance(layer, TiedDense):
             if id(layer.source) not in in_encoder:
-                raise ValueError("Autoencoder: a TiedDense in the decoder is tied to a Dense layer that is not in the encoder")
+                raise ValueError("Autoencoder: a TiedDense in the decoder is tied to a Dense layer "
+                                 "that is not in the encoder")
             layer.tied_to = in_encoder[id(layer.source)]
 
 
@@ -249,15 +255,18 @@ class Autoencoder(Model):
     #: the terms :meth:`loss_and_grads` and :meth:`evaluate` return (and fit records per epoch)
     TERMS = ("total", "reconstruction", "code_penalty", "weight_decay")
 
-    def __init__(self, encoder: Layer, decoder: Layer, *, loss="mse", code_penalty: Penalty | None = None,
-                 weight_decay: WeightDecay | None = None, noise=None, input_shape=None, name: str = "autoencoder"):
+    def __init__(self, encoder: Layer, decoder: Layer, *, loss: str | Callable[..., tuple[float, np.ndarray]] = "mse",
+                 code_penalty: Penalty | None = None, weight_decay: WeightDecay | None = None,
+                 noise: NoiseFn | None = None, input_shape: Sequence[int] | None = None, name: str = "autoencoder"):
         super().__init__(encoder, decoder, input_shape=input_shape, name=name)
         if isinstance(loss, str) and loss not in losses.LOSSES:
             raise ValueError(f"Autoencoder: loss must be one of {sorted(losses.LOSSES)}, got {loss!r}")
         if code_penalty is not None and not isinstance(code_penalty, Penalty):
-            raise TypeError(f"Autoencoder: code_penalty must be an npae.penalties.Penalty, got {type(code_penalty).__name__}")
+            raise TypeError("Autoencoder: code_penalty must be an npae.penalties.Penalty, "
+                            f"got {type(code_penalty).__name__}")
         if weight_decay is not None and not isinstance(weight_decay, WeightDecay):
-            raise TypeError(f"Autoencoder: weight_decay must be an npae.penalties.WeightDecay, got {type(weight_decay).__name__}")
+            raise TypeError("Autoencoder: weight_decay must be an npae.penalties.WeightDecay, "
+                            f"got {type(weight_decay).__name__}")
         self.loss = loss
         self._loss = losses.get(loss)
         # a penalty of the encoder itself (Contractive) is bound to a copy of it; others stay as they are
@@ -279,7 +288,7 @@ class Autoencoder(Model):
         """Whether the objective draws random numbers (noise), so evaluate needs ``rng=``."""
         return self.noise is not None
 
-    def jacobian(self, x) -> np.ndarray:
+    def jacobian(self, x: np.ndarray) -> np.ndarray:
         """The encoder's Jacobian per sample, ``J[n, k, i] = dh[n, k] / dx[n, i]``, shape (N, K, D).
 
         Computed by K backward passes through the hand-written backward of the encoder (one
@@ -299,7 +308,7 @@ class Autoencoder(Model):
         return jac
 
     # -- the objective -------------------------------------------------------------------------
-    def _forward(self, x: np.ndarray, rng, training: bool) -> tuple:
+    def _forward(self, x: np.ndarray, rng: np.random.Generator | None, training: bool) -> tuple:
         """The objective's forward pass: ``(h, x_hat, rec, dx_hat, pen, dpen)``."""
         if self.noise is not None and rng is None:
             raise ValueError("Autoencoder: a denoising model needs rng= to draw its noise")
@@ -313,7 +322,7 @@ class Autoencoder(Model):
     def _weight_decay(self) -> tuple[float, dict]:
         return self.weight_decay(self.named_params()) if self.weight_decay is not None else (0.0, {})
 
-    def loss_and_grads(self, x, rng: np.random.Generator | None = None) -> dict:
+    def loss_and_grads(self, x: np.ndarray, rng: np.random.Generator | None = None) -> dict:
         """Every term of the objective on the batch ``x``, and its gradient in each ``p.grad``.
 
         Zeroes the gradients first, so afterwards each ``p.grad`` is exactly dL/dp for this
@@ -336,13 +345,13 @@ class Autoencoder(Model):
             params[name].grad += g
         return {"total": rec + pen + wd, "reconstruction": rec, "code_penalty": pen, "weight_decay": wd}
 
-    def objective(self, x, rng: np.random.Generator | None = None) -> float:
+    def objective(self, x: np.ndarray, rng: np.random.Generator | None = None) -> float:
         """The total of :meth:`loss_and_grads` by training-mode forward passes alone (for gradient checks)."""
         x = self.as_batch(x, "objective")
         _, _, rec, _, pen, _ = self._forward(x, rng, training=True)
         return rec + pen + self._weight_decay()[0]
 
-    def kink_state(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
+    def kink_state(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Where the objective's kinks (ReLU signs, max-pool argmaxes, |h| signs) lie, for gradcheck."""
         x = self.as_batch(x, "kink_state")
         x_in = self.noise(x, rng) if self.noise is not None else x
@@ -353,7 +362,7 @@ class Autoencoder(Model):
             parts.append(self.code_penalty.kink_state(h))
         return np.concatenate([np.ravel(p) for p in parts if p is not None] or [np.zeros(0)])
 
-    def evaluate(self, x, *, batch_size: int = 256, rng: np.random.Generator | None = None) -> dict:
+    def evaluate(self, x: np.ndarray, *, batch_size: int = 256, rng: np.random.Generator | None = None) -> dict:
         """The terms of the objective on ``x`` without training (no caching, no gradients).
 
         Batch terms are averaged with weights equal to the batch sizes, so ``reconstruction`` is
@@ -384,10 +393,11 @@ class Autoencoder(Model):
         return {"type": "Autoencoder", "name": self.name, "dataset": self.dataset,
                 "input_shape": None if self.input_shape is None else list(self.input_shape),
                 "encoder": self.encoder.config(), "decoder": self.decoder.config(), "loss": self.loss,
-                "code_penalty": cfg(self.code_penalty), "weight_decay": cfg(self.weight_decay), "noise": cfg(self.noise)}
+                "code_penalty": cfg(self.code_penalty), "weight_decay": cfg(self.weight_decay),
+                "noise": cfg(self.noise)}
 
     @classmethod
-    def from_config(cls, cfg: dict, context) -> Autoencoder:
+    def from_config(cls, cfg: dict, context: object) -> Autoencoder:
         """The model ``config()`` describes; ``context`` builds its layers (and re-ties a TiedDense)."""
         def part(registry, key):
             c = cfg.get(key)
@@ -402,6 +412,6 @@ class Autoencoder(Model):
         return model
 
     def summary(self) -> str:
-        extras = [f"loss={self.loss}"] + [f"{k}={v!r}" for k, v in (
-            ("code_penalty", self.code_penalty), ("weight_decay", self.weight_decay), ("noise", self.noise)) if v is not None]
+        parts = (("code_penalty", self.code_penalty), ("weight_decay", self.weight_decay), ("noise", self.noise))
+        extras = [f"loss={self.loss}"] + [f"{k}={v!r}" for k, v in parts if v is not None]
         return self._summary(", ".join(extras))

@@ -38,7 +38,8 @@ class _BatchNorm(Layer):
     RANK = 2
     LAYOUT = "(N, C)"
 
-    def __init__(self, features: int, *, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
+    def __init__(self, features: int, *, momentum: float = 0.1, eps: float = 1e-5,
+                 dtype: type | np.dtype | str = np.float32):
         where = type(self).__name__
         self.features = _checks.positive_int(features, "features", where)
         self.momentum = _checks.nonneg_float(momentum, "momentum", where)

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import math
 import os
 import pathlib
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +45,7 @@ MAX_BYTES = 1 << 30  # refuse any file whose header claims more than 1 GiB of pa
 CHUNK = 1 << 20
 
 
-def _open(path: pathlib.Path):
+def _open(path: pathlib.Path) -> tuple[io.BufferedIOBase, io.BufferedIOBase]:
     """A binary stream of the file's content, through gzip when it starts with gzip's magic."""
     f = open(path, "rb")
     if f.read(2) == b"\x1f\x8b":
@@ -53,7 +55,7 @@ def _open(path: pathlib.Path):
     return f, f
 
 
-def _read_exact(stream, n: int, path, what: str) -> bytes:
+def _read_exact(stream: io.BufferedIOBase, n: int, path: str | os.PathLike, what: str) -> bytes:
     """Read exactly n bytes in bounded chunks (memory grows only as data really arrives)."""
     parts, got = [], 0
     while got < n:
@@ -65,12 +67,12 @@ def _read_exact(stream, n: int, path, what: str) -> bytes:
     return b"".join(parts)
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (gzipped or raw) into an array of its native shape and type; see :func:`read_idx_sha`."""
     return read_idx_sha(path)[0]
 
 
-def read_idx_sha(path) -> tuple[np.ndarray, str]:
+def read_idx_sha(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     """Read one IDX file (gzipped or raw): its array, of its native shape and type, and the
     SHA-256 of its uncompressed content (what npae's checksums are of), computed as it is read.
 
@@ -100,7 +102,8 @@ def read_idx_sha(path) -> tuple[np.ndarray, str]:
             dims = tuple(int(d) for d in np.frombuffer(_read_exact(stream, 4 * ndim, path, "dimensions"), ">u4"))
             size = math.prod(dims) * dtype.itemsize
             if size > MAX_BYTES:
-                raise DataError(f"{path}: header claims dimensions {dims} ({size:,} bytes), more than the {MAX_BYTES:,}-byte limit")
+                raise DataError(f"{path}: header claims dimensions {dims} ({size:,} bytes), "
+                                f"more than the {MAX_BYTES:,}-byte limit")
             payload = _read_exact(stream, size, path, f"payload for dimensions {dims}")
             if stream.read(1):
                 raise DataError(f"{path}: more data than the header's dimensions {dims} allow")
@@ -112,7 +115,7 @@ def read_idx_sha(path) -> tuple[np.ndarray, str]:
     return np.frombuffer(payload, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims), digest
 
 
-def write_idx(path, array: np.ndarray, *, compress: bool = True) -> None:
+def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool = True) -> None:
     """Write ``array`` (uint8 only, like MNIST) as IDX, gzipped reproducibly (mtime 0), atomically."""
     array = np.asarray(array)
     if array.dtype != np.uint8 or not 1 <= array.ndim <= 4:
@@ -191,14 +194,14 @@ def cache_dir(dataset: str = "mnist") -> pathlib.Path:
     return pathlib.Path(root) / "npae" / dataset_spec(dataset).name
 
 
-def find_file(folder: pathlib.Path, name: str):
+def find_file(folder: pathlib.Path, name: str) -> pathlib.Path | None:
     for candidate in (folder / (name + ".gz"), folder / name):
         if candidate.is_file():
             return candidate
     return None
 
 
-def _complete(folder) -> dict | None:
+def _complete(folder: str | os.PathLike | None) -> dict[str, pathlib.Path] | None:
     """The four files in ``folder`` (raw or .gz), or None if any is missing."""
     if folder is None:
         return None
@@ -207,7 +210,7 @@ def _complete(folder) -> dict | None:
     return found if all(found.values()) else None
 
 
-def _locate(spec: Spec, path):
+def _locate(spec: Spec, path: str | os.PathLike | None) -> tuple[str, pathlib.Path, dict[str, pathlib.Path] | None]:
     """``(source, folder, files)`` following the order in the module docstring."""
     if path is not None:
         path = pathlib.Path(path).expanduser()
@@ -215,7 +218,8 @@ def _locate(spec: Spec, path):
             files = _complete(folder)
             if files:
                 return "path", folder, files
-        raise DataError(f"{path}: no complete {spec.title} here (need {', '.join(FILES)}, raw or .gz, in it or in {path / spec.name})")
+        raise DataError(f"{path}: no complete {spec.title} here "
+                        f"(need {', '.join(FILES)}, raw or .gz, in it or in {path / spec.name})")
     env = os.environ.get("NPAE_DATA")
     if env:
         for folder in (pathlib.Path(env).expanduser() / spec.name, pathlib.Path(env).expanduser()):
@@ -245,7 +249,9 @@ class Dataset(tuple):
     the demos and the command line print, ``identity()`` what a model file records.
     """
 
-    def __new__(cls, train, test, *, name, title, source, folder, sha=None, split=None, classes=None, notes=()):
+    def __new__(cls, train: tuple[np.ndarray, np.ndarray | None], test: tuple[np.ndarray, np.ndarray | None], *,
+                name: str, title: str, source: str, folder: str | os.PathLike, sha: str | None = None,
+                split: str | None = None, classes: list[str] | None = None, notes: Iterable[str] = ()) -> Dataset:
         self = super().__new__(cls, (train, test))
         self.name, self.title, self.source, self.folder = name, title, source, pathlib.Path(folder)
         self.sha, self.split, self.classes, self.notes = sha, split, classes, tuple(notes)
@@ -283,7 +289,8 @@ class Dataset(tuple):
         return f"<Dataset {self.describe()}>"
 
 
-def _images_labels(files, prefix, flatten, dtype, expect_n):
+def _images_labels(files: dict[str, pathlib.Path], prefix: str, flatten: bool, dtype: np.dtype,
+                   expect_n: int | None) -> tuple[np.ndarray, np.ndarray, str, str]:
     """``(x, y, sha_images, sha_labels)`` of one split of an MNIST-style folder."""
     img, lab = files[f"{prefix}-images-idx3-ubyte"], files[f"{prefix}-labels-idx1-ubyte"]
     (x, sha_x), (y, sha_y) = read_idx_sha(img), read_idx_sha(lab)
@@ -310,7 +317,8 @@ def identify(digests: dict) -> str | None:
     return "mnist-sample" if digests == SAMPLE_SHA256 else None
 
 
-def load(dataset: str | None = "mnist", *, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
+def load(dataset: str | None = "mnist", *, path: str | os.PathLike | None = None, flatten: bool = False,
+         dtype: type | np.dtype | str = np.float32) -> Dataset:
     """Load ``dataset`` ("mnist" or "fashion-mnist"); see the module docstring for the order.
     With ``dataset=None`` (and a ``path``), load the IDX files there as whatever they are.
 
@@ -341,22 +349,24 @@ def load(dataset: str | None = "mnist", *, path=None, flatten: bool = False, dty
     else:
         known = DATASETS["mnist" if found == "mnist-sample" else found]
         title, name = known.title, known.name
-    return Dataset(tuple(train), tuple(test), name=name, title=title, source="sample" if found == "mnist-sample" else source,
-                   folder=folder, sha=sha)
+    source = "sample" if found == "mnist-sample" else source
+    return Dataset(tuple(train), tuple(test), name=name, title=title, source=source, folder=folder, sha=sha)
 
 
-def load_mnist(*, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
+def load_mnist(*, path: str | os.PathLike | None = None, flatten: bool = False,
+               dtype: type | np.dtype | str = np.float32) -> Dataset:
     """MNIST as ``(x_train, y_train), (x_test, y_test)``: pixels in [0, 1] of ``dtype``, shaped
     (N, 1, 28, 28), or (N, 784) with ``flatten=True``; labels uint8. Falls back to the embedded sample."""
     return load("mnist", path=path, flatten=flatten, dtype=dtype)
 
 
-def load_fashion_mnist(*, path=None, flatten: bool = False, dtype=np.float32) -> Dataset:
+def load_fashion_mnist(*, path: str | os.PathLike | None = None, flatten: bool = False,
+                       dtype: type | np.dtype | str = np.float32) -> Dataset:
     """Fashion-MNIST, the same way as :func:`load_mnist` (no embedded sample: download it first)."""
     return load("fashion-mnist", path=path, flatten=flatten, dtype=dtype)
 
 
-def sha256_of(path) -> str:
+def sha256_of(path: str | os.PathLike) -> str:
     """SHA-256 of a file's **uncompressed** content (the gzip wrappers differ between mirrors)."""
     h = hashlib.sha256()
     stream, raw = _open(pathlib.Path(path))

@@ -19,6 +19,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
+from typing import TextIO
 
 from .datasets import FILES, DataError, cache_dir, dataset_spec, find_file, sha256_of
 
@@ -26,7 +28,7 @@ MAX_DOWNLOAD = 64 << 20  # no MNIST-family file is near this; a larger stream is
 CHUNK = 1 << 16
 
 
-def _fetch(url: str, tmp: pathlib.Path, timeout: float, out) -> int:
+def _fetch(url: str, tmp: pathlib.Path, timeout: float, out: TextIO) -> int:
     """Stream ``url`` into ``tmp``; returns the byte count. Raises on any transport failure."""
     show = hasattr(out, "isatty") and out.isatty()
     with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
@@ -52,7 +54,8 @@ def _fetch(url: str, tmp: pathlib.Path, timeout: float, out) -> int:
     return got
 
 
-def download(dataset: str = "mnist", *, dest=None, mirrors=None, timeout: float = 10.0, out=None) -> pathlib.Path:
+def download(dataset: str = "mnist", *, dest: str | os.PathLike | None = None, mirrors: Iterable[str] | None = None,
+             timeout: float = 10.0, out: TextIO | None = None) -> pathlib.Path:
     """Download ``dataset`` ("mnist" or "fashion-mnist") into ``dest`` (default: the user cache).
 
     Files already present with the right checksum are kept. Returns the folder. Raises
@@ -82,13 +85,15 @@ def download(dataset: str = "mnist", *, dest=None, mirrors=None, timeout: float 
                 size = _fetch(url, tmp, timeout, out)
                 digest = sha256_of(tmp)
                 if digest != spec.sha256[name]:
-                    raise DataError(f"SHA-256 {digest[:16]}... does not match the published {spec.sha256[name][:16]}...")
+                    published = spec.sha256[name][:16]
+                    raise DataError(f"SHA-256 {digest[:16]}... does not match the published {published}...")
                 os.replace(tmp, final)
                 if have is not None and have != final:
                     have.unlink(missing_ok=True)  # the stale raw copy would shadow nothing, but mislead
                 print(f"  {name}.gz: {size / 1e6:.2f} MB from {mirror} (checksum ok)", file=out)
                 break
-            except (TimeoutError, DataError, OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
+            except (TimeoutError, DataError, OSError, urllib.error.URLError, http.client.HTTPException,
+                    ValueError) as exc:
                 errors.append(f"{url}: {_reason(exc)}")
             finally:
                 tmp.unlink(missing_ok=True)

@@ -19,19 +19,21 @@ penalty). The defaults are the article's models on MNIST, unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import _checks
 from . import init as _init
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
-from .autoencoders import Autoencoder
+from .autoencoders import Autoencoder, NoiseFn
 from .batchnorm import BatchNorm2D
 from .conv import Conv2D, ConvTranspose2D
-from .core import Sequential
+from .core import Layer, Sequential
 from .layers import Dense, Flatten, Reshape, TiedDense
 from .noise import GaussianNoise
-from .penalties import Contractive, KLSparsity, L1Activity
+from .penalties import Contractive, KLSparsity, L1Activity, Penalty, WeightDecay
 from .pooling import MaxPool2D, UpSampling2D
 from .registry import Registry
 from .vae import VAE
@@ -54,24 +56,26 @@ CODE_ACTIVATIONS = {"relu": ReLU, "linear": Identity, "sigmoid": Sigmoid, "tanh"
                     "softplus": Softplus}
 
 
-def _input_shape(input_shape, where: str) -> tuple:
+def _input_shape(input_shape: Sequence[int], where: str) -> tuple:
     """``(D,)`` or ``(C, H, W)`` of positive ints, or a clear error."""
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError):
-        raise TypeError(f"{where}: input_shape must be a tuple of ints, (D,) or (C, H, W), got {input_shape!r}") from None
+        raise TypeError(f"{where}: input_shape must be a tuple of ints, (D,) or (C, H, W), "
+                        f"got {input_shape!r}") from None
     if len(shape) not in (1, 3) or min(shape) < 1:
         raise ValueError(f"{where}: input_shape must be (D,) or (C, H, W) of positive ints, got {input_shape!r}")
     return shape
 
 
-def _code_activation(name, where: str, allowed=CODE_ACTIVATIONS):
+def _code_activation(name: str, where: str, allowed: dict[str, type[Layer]] = CODE_ACTIVATIONS) -> type[Layer]:
     if name not in allowed:
         raise ValueError(f"{where}: code_activation must be one of {sorted(allowed)}, got {name!r}")
     return allowed[name]
 
 
-def _dense_stack(sizes, rng, dtype, last_activation, tied_to=None):
+def _dense_stack(sizes: Sequence[int], rng: np.random.Generator, dtype: type | np.dtype | str,
+                 last_activation: Callable[[], Layer], tied_to: Sequential | None = None) -> Sequential:
     """Dense layers with ReLU between them and ``last_activation`` after the last. With
     ``tied_to`` (an encoder built by this function, mirrored by ``sizes``), the Dense layers
     are TiedDense layers using the transposes of the encoder's matrices, last to first."""
@@ -83,8 +87,10 @@ def _dense_stack(sizes, rng, dtype, last_activation, tied_to=None):
     return Sequential(*layers)
 
 
-def _dense_autoencoder(sizes, input_shape, code_activation, *, tied, rng, dtype, loss, code_penalty, noise,
-                       weight_decay, name):
+def _dense_autoencoder(sizes: Sequence[int], input_shape: tuple, code_activation: Callable[[], Layer], *, tied: bool,
+                       rng: np.random.Generator, dtype: type | np.dtype | str, loss: str,
+                       code_penalty: Penalty | None, noise: NoiseFn | None, weight_decay: WeightDecay | None,
+                       name: str) -> Autoencoder:
     """input -> sizes (ReLU inside, ``code_activation`` at the code) -> input (sigmoid); an image
     input is flattened first and reshaped back last."""
     d = sizes[0]
@@ -99,9 +105,10 @@ def _dense_autoencoder(sizes, input_shape, code_activation, *, tied, rng, dtype,
 
 
 @FAMILIES.register
-def ordinary(code: int = 64, *, input_shape=MNIST_FLAT, code_activation: str = "relu", tied: bool = False,
-             rng: np.random.Generator | None = None, dtype=np.float32, loss: str = "mse", code_penalty=None,
-             noise=None, weight_decay=None, name: str | None = None) -> Autoencoder:
+def ordinary(code: int = 64, *, input_shape: Sequence[int] = MNIST_FLAT, code_activation: str = "relu",
+             tied: bool = False, rng: np.random.Generator | None = None, dtype: type | np.dtype | str = np.float32,
+             loss: str = "mse", code_penalty: Penalty | None = None, noise: NoiseFn | None = None,
+             weight_decay: WeightDecay | None = None, name: str | None = None) -> Autoencoder:
     """input -> code (ReLU) -> input (sigmoid): the article's undercomplete autoencoder (784-64-784).
 
     ``tied=True``: the decoder computes ``h @ W.T + c`` with the encoder's own W (TiedDense),
@@ -111,22 +118,23 @@ def ordinary(code: int = 64, *, input_shape=MNIST_FLAT, code_activation: str = "
     rng = _init.default_rng(rng, name)
     code = _checks.positive_int(code, "code", name)
     shape = _input_shape(input_shape, name)
-    return _dense_autoencoder((math.prod(shape), code, math.prod(shape)), shape, _code_activation(code_activation, name),
-                              tied=tied, rng=rng, dtype=dtype, loss=loss, code_penalty=code_penalty, noise=noise,
-                              weight_decay=weight_decay, name=name)
+    sizes = (math.prod(shape), code, math.prod(shape))
+    return _dense_autoencoder(sizes, shape, _code_activation(code_activation, name), tied=tied, rng=rng, dtype=dtype,
+                              loss=loss, code_penalty=code_penalty, noise=noise, weight_decay=weight_decay, name=name)
 
 
 @FAMILIES.register
-def tied(code: int = 64, **kwargs) -> Autoencoder:
+def tied(code: int = 64, **kwargs: Any) -> Autoencoder:
     """:func:`ordinary` with tied weights (``ordinary(code, tied=True)``)."""
     return ordinary(code, tied=True, **kwargs)
 
 
 @FAMILIES.register
-def multilayer(hidden=(128, 64, 128), *, code: int | None = None, input_shape=MNIST_FLAT,
-               code_activation: str = "relu", tied: bool = False, rng: np.random.Generator | None = None,
-               dtype=np.float32, loss: str = "mse", code_penalty=None, noise=None, weight_decay=None,
-               name: str = "multilayer") -> Autoencoder:
+def multilayer(hidden: Sequence[int] = (128, 64, 128), *, code: int | None = None,
+               input_shape: Sequence[int] = MNIST_FLAT, code_activation: str = "relu", tied: bool = False,
+               rng: np.random.Generator | None = None, dtype: type | np.dtype | str = np.float32, loss: str = "mse",
+               code_penalty: Penalty | None = None, noise: NoiseFn | None = None,
+               weight_decay: WeightDecay | None = None, name: str = "multilayer") -> Autoencoder:
     """input -> hidden... -> input, ReLU inside and sigmoid out; the middle of ``hidden`` is the code
     (``code=`` replaces its size: ``multilayer(code=2)`` is 784-128-2-128-784).
 
@@ -142,7 +150,8 @@ def multilayer(hidden=(128, 64, 128), *, code: int | None = None, input_shape=MN
     if code is not None:
         hidden = hidden[:mid] + (_checks.positive_int(code, "code", name),) + hidden[mid + 1:]
     if tied and hidden != hidden[::-1]:
-        raise ValueError(f"{name}: tied weights need symmetric hidden sizes (the decoder mirrors the encoder), got {hidden}")
+        raise ValueError(f"{name}: tied weights need symmetric hidden sizes (the decoder mirrors the encoder), "
+                         f"got {hidden}")
     shape = _input_shape(input_shape, name)
     d = math.prod(shape)
     return _dense_autoencoder((d,) + hidden + (d,), shape, _code_activation(code_activation, name), tied=tied,
@@ -151,9 +160,10 @@ def multilayer(hidden=(128, 64, 128), *, code: int | None = None, input_shape=MN
 
 
 @FAMILIES.register
-def sparse(code: int = 64, l1: float | None = None, *, input_shape=MNIST_FLAT, code_activation: str = "relu",
-           rng: np.random.Generator | None = None, dtype=np.float32, loss: str = "mse", noise=None, weight_decay=None,
-           name: str = "sparse") -> Autoencoder:
+def sparse(code: int = 64, l1: float | None = None, *, input_shape: Sequence[int] = MNIST_FLAT,
+           code_activation: str = "relu", rng: np.random.Generator | None = None,
+           dtype: type | np.dtype | str = np.float32, loss: str = "mse", noise: NoiseFn | None = None,
+           weight_decay: WeightDecay | None = None, name: str = "sparse") -> Autoencoder:
     """The ordinary autoencoder with an L1 activity penalty on its code (``L1Activity(l1)``)."""
     return ordinary(code, input_shape=input_shape, code_activation=code_activation, rng=rng, dtype=dtype, loss=loss,
                     code_penalty=L1Activity(SPARSE_L1 if l1 is None else l1), noise=noise, weight_decay=weight_decay,
@@ -161,9 +171,10 @@ def sparse(code: int = 64, l1: float | None = None, *, input_shape=MNIST_FLAT, c
 
 
 @FAMILIES.register
-def sparse_kl(code: int = 64, rho: float = 0.05, beta: float | None = None, *, input_shape=MNIST_FLAT,
-              rng: np.random.Generator | None = None, dtype=np.float32, loss: str = "mse", noise=None,
-              weight_decay=None, name: str = "sparse_kl") -> Autoencoder:
+def sparse_kl(code: int = 64, rho: float = 0.05, beta: float | None = None, *,
+              input_shape: Sequence[int] = MNIST_FLAT, rng: np.random.Generator | None = None,
+              dtype: type | np.dtype | str = np.float32, loss: str = "mse", noise: NoiseFn | None = None,
+              weight_decay: WeightDecay | None = None, name: str = "sparse_kl") -> Autoencoder:
     """input -> code (sigmoid: the KL penalty needs activations in [0, 1]) -> input (sigmoid), with Ng's
     KL sparsity penalty ``KLSparsity(rho, beta)``."""
     return ordinary(code, input_shape=input_shape, code_activation="sigmoid", rng=rng, dtype=dtype, loss=loss,
@@ -172,9 +183,10 @@ def sparse_kl(code: int = 64, rho: float = 0.05, beta: float | None = None, *, i
 
 
 @FAMILIES.register
-def dense_denoising(code: int = 64, noise=None, *, input_shape=MNIST_FLAT, code_activation: str = "relu",
-                    rng: np.random.Generator | None = None, dtype=np.float32, loss: str = "mse", weight_decay=None,
-                    name: str = "dense_denoising") -> Autoencoder:
+def dense_denoising(code: int = 64, noise: NoiseFn | None = None, *, input_shape: Sequence[int] = MNIST_FLAT,
+                    code_activation: str = "relu", rng: np.random.Generator | None = None,
+                    dtype: type | np.dtype | str = np.float32, loss: str = "mse",
+                    weight_decay: WeightDecay | None = None, name: str = "dense_denoising") -> Autoencoder:
     """The ordinary autoencoder trained as a denoiser: ``noise(x)`` in (default GaussianNoise(0.5),
     the article's), the clean ``x`` as the target; a dense counterpart of :func:`denoising`."""
     return ordinary(code, input_shape=input_shape, code_activation=code_activation, rng=rng, dtype=dtype, loss=loss,
@@ -182,9 +194,10 @@ def dense_denoising(code: int = 64, noise=None, *, input_shape=MNIST_FLAT, code_
 
 
 @FAMILIES.register
-def contractive(code: int = 64, lam: float | None = None, *, activation: str = "relu", input_shape=MNIST_FLAT,
-                rng: np.random.Generator | None = None, dtype=np.float32, loss: str = "mse", noise=None,
-                weight_decay=None, name: str = "contractive") -> Autoencoder:
+def contractive(code: int = 64, lam: float | None = None, *, activation: str = "relu",
+                input_shape: Sequence[int] = MNIST_FLAT, rng: np.random.Generator | None = None,
+                dtype: type | np.dtype | str = np.float32, loss: str = "mse", noise: NoiseFn | None = None,
+                weight_decay: WeightDecay | None = None, name: str = "contractive") -> Autoencoder:
     """input -> code (``activation``) -> input (sigmoid) with the contractive penalty ``Contractive(lam)``:
     ``lam * mean_n ||J(x_n)||_F**2``, the squared Frobenius norm of the encoder's Jacobian in
     closed form (Rifai et al., 2011).
@@ -203,10 +216,11 @@ def contractive(code: int = 64, lam: float | None = None, *, activation: str = "
 
 
 @FAMILIES.register
-def vae(latent: int = 2, hidden: int = 512, *, input_shape=MNIST_FLAT, likelihood: str = "bernoulli",
-        sigma_x: float | None = None, rng: np.random.Generator | None = None, dtype=np.float32, loss: str | None = None,
-        name: str = "vae") -> VAE:
-    """input -> hidden (ReLU) -> (mu, logvar) of a ``latent``-dimensional Gaussian; z -> hidden (ReLU) -> input (sigmoid).
+def vae(latent: int = 2, hidden: int = 512, *, input_shape: Sequence[int] = MNIST_FLAT, likelihood: str = "bernoulli",
+        sigma_x: float | None = None, rng: np.random.Generator | None = None,
+        dtype: type | np.dtype | str = np.float32, loss: str | None = None, name: str = "vae") -> VAE:
+    """input -> hidden (ReLU) -> (mu, logvar) of a ``latent``-dimensional Gaussian;
+    z -> hidden (ReLU) -> input (sigmoid).
 
     The Keras example's MNIST VAE (512 hidden units); a Bernoulli decoder by default
     (``likelihood="gaussian"`` with a fixed ``sigma_x`` otherwise). ``loss`` is accepted for the
@@ -219,7 +233,8 @@ def vae(latent: int = 2, hidden: int = 512, *, input_shape=MNIST_FLAT, likelihoo
     hidden = _checks.positive_int(hidden, "hidden", name)
     shape = _input_shape(input_shape, name)
     d = math.prod(shape)
-    encoder = Sequential(Dense(d, hidden, rng=rng, dtype=dtype), ReLU(), Dense(hidden, 2 * latent, rng=rng, dtype=dtype))
+    encoder = Sequential(Dense(d, hidden, rng=rng, dtype=dtype), ReLU(),
+                         Dense(hidden, 2 * latent, rng=rng, dtype=dtype))
     decoder = _dense_stack((latent, hidden, d), rng, dtype, Sigmoid)
     if len(shape) == 3:
         encoder, decoder = Sequential(Flatten(), *encoder), Sequential(*decoder, Reshape(shape))
@@ -227,11 +242,13 @@ def vae(latent: int = 2, hidden: int = 512, *, input_shape=MNIST_FLAT, likelihoo
 
 
 # -- the convolutional families ----------------------------------------------------------------
-def _conv(c_in, c_out, rng, dtype, init, padding="same", activation=ReLU):
+def _conv(c_in: int, c_out: int, rng: np.random.Generator, dtype: type | np.dtype | str,
+          init: str | Callable[..., np.ndarray], padding: str = "same",
+          activation: Callable[[], Layer] = ReLU) -> list[Layer]:
     return [Conv2D(c_in, c_out, 3, padding=padding, rng=rng, dtype=dtype, init=init), activation()]
 
 
-def _pool_then_relu(conv_relu):
+def _pool_then_relu(conv_relu: list[Layer]) -> list[Layer]:
     """``[Conv2D, ReLU]`` -> ``[Conv2D, MaxPool2D(2, padding="same"), ReLU]``: the same function
     and the same gradients as Conv, ReLU, MaxPool (the article's order), for less work.
 
@@ -245,13 +262,14 @@ def _pool_then_relu(conv_relu):
     return [conv, MaxPool2D(2, padding="same"), relu]
 
 
-def _start_at_mean_intensity(decoder, output_bias):
+def _start_at_mean_intensity(decoder: Sequential, output_bias: float) -> Sequential:
     """Set the bias of the decoder's last (sigmoid) layer: the fix for the MSE collapse, see OUTPUT_BIAS."""
     decoder[-2].params["b"].value[...] = output_bias
     return decoder
 
 
-def _image_shape(input_shape, divisor: int, where: str, also=()) -> tuple:
+def _image_shape(input_shape: Sequence[int], divisor: int, where: str,
+                 also: tuple[tuple[int, int], ...] = ()) -> tuple:
     shape = _input_shape(input_shape, where)
     if len(shape) != 3:
         raise ValueError(f"{where}: a convolutional model takes images (C, H, W), got input_shape {shape}")
@@ -264,10 +282,12 @@ def _image_shape(input_shape, divisor: int, where: str, also=()) -> tuple:
 
 
 @FAMILIES.register
-def convolutional(*, input_shape=MNIST_IMAGE, code_channels: int = 8, upsample: str = "nearest",
+def convolutional(*, input_shape: Sequence[int] = MNIST_IMAGE, code_channels: int = 8, upsample: str = "nearest",
                   downsample: str = "pool", batchnorm: bool = False, rng: np.random.Generator | None = None,
-                  dtype=np.float32, loss: str = "mse", init="glorot_uniform", output_bias: float | None = None,
-                  noise=None, code_penalty=None, weight_decay=None, name: str = "convolutional") -> Autoencoder:
+                  dtype: type | np.dtype | str = np.float32, loss: str = "mse",
+                  init: str | Callable[..., np.ndarray] = "glorot_uniform", output_bias: float | None = None,
+                  noise: NoiseFn | None = None, code_penalty: Penalty | None = None,
+                  weight_decay: WeightDecay | None = None, name: str = "convolutional") -> Autoencoder:
     """The article's convolutional autoencoder; on 1x28x28 images the code is 8x4x4.
 
     Encoder: Conv 16 (3x3 same, ReLU), MaxPool 2 same -> 14; Conv 8, MaxPool -> 7; Conv 8, MaxPool same -> 4.
@@ -315,14 +335,16 @@ def convolutional(*, input_shape=MNIST_IMAGE, code_channels: int = 8, upsample: 
                        weight_decay=weight_decay, input_shape=(c, h, w), name=name)
 
 
-def _variant(c, h, w, k, upsample, downsample, batchnorm, rng, dtype, init):
+def _variant(c: int, h: int, w: int, k: int, upsample: str, downsample: str, batchnorm: bool,
+             rng: np.random.Generator, dtype: type | np.dtype | str,
+             init: str | Callable[..., np.ndarray]) -> tuple[Sequential, Sequential]:
     """The convolutional autoencoder with strided convolutions, transposed convolutions and/or
     batch normalization: the same channels (16, 8, k down; 8, 8, 16 up) and sizes as the article's."""
     sizes = [(h, w)]
     for _ in range(3):
         sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))  # "same": 28 -> 14 -> 7 -> 4
 
-    def block(c_in, c_out, activation=ReLU):
+    def block(c_in: int, c_out: int, activation: Callable[[], Layer] = ReLU) -> list[Layer]:
         """A hidden convolution of the encoder that halves the size."""
         stride = 2 if downsample == "stride" else 1
         layers = [Conv2D(c_in, c_out, 3, stride=stride, padding="same", rng=rng, dtype=dtype, init=init,
@@ -353,9 +375,11 @@ def _variant(c, h, w, k, upsample, downsample, batchnorm, rng, dtype, init):
 
 
 @FAMILIES.register
-def denoising(noise=None, *, input_shape=MNIST_IMAGE, code_channels: int = 32, rng: np.random.Generator | None = None,
-              dtype=np.float32, loss: str = "mse", init="glorot_uniform", output_bias: float | None = None,
-              code_penalty=None, weight_decay=None, name: str = "denoising") -> Autoencoder:
+def denoising(noise: NoiseFn | None = None, *, input_shape: Sequence[int] = MNIST_IMAGE, code_channels: int = 32,
+              rng: np.random.Generator | None = None, dtype: type | np.dtype | str = np.float32, loss: str = "mse",
+              init: str | Callable[..., np.ndarray] = "glorot_uniform", output_bias: float | None = None,
+              code_penalty: Penalty | None = None, weight_decay: WeightDecay | None = None,
+              name: str = "denoising") -> Autoencoder:
     """The article's convolutional denoiser; trained on ``noise(x)`` against the clean ``x``.
 
     Encoder: Conv 32 (3x3 same, ReLU), MaxPool 2 -> 14; Conv ``code_channels`` (32), MaxPool 2 ->

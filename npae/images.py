@@ -25,13 +25,18 @@ dataset says so. Every dataset is named by its path and a short SHA-256 of its c
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _checks
-from .datasets import FILES, Dataset, DataError, dataset_spec, find_file
+from .datasets import FILES, DataError, Dataset, dataset_spec, find_file
 from .datasets import load as load_idx
+
+if TYPE_CHECKING:  # Pillow is optional: imported only inside the function that reads images
+    from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LAYOUTS = ("nchw", "nhwc")
@@ -39,8 +44,8 @@ TEST_FRACTION = 0.1
 SPLIT_SEED = 0
 
 
-def load_images(path, *, layout: str | None = None, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED,
-                dtype=np.float32) -> Dataset:
+def load_images(path: str | os.PathLike, *, layout: str | None = None, test_fraction: float = TEST_FRACTION,
+                seed: int = SPLIT_SEED, dtype: type | np.dtype | str = np.float32) -> Dataset:
     """Load your own images (or a built-in set's folder) as ``((x_train, y_train), (x_test, y_test))``.
 
     See the module docstring for what ``path`` may be. ``layout`` ("nhwc" or "nchw") says how a
@@ -75,7 +80,8 @@ def load_images(path, *, layout: str | None = None, test_fraction: float = TEST_
         if "x_test" not in xs:
             raise DataError(f"{path}: holds x_train but no x_test (the keras.datasets layout has both)")
         if xs["x_train"].shape[1:] != xs["x_test"].shape[1:]:
-            raise DataError(f"{path}: x_train's samples are {xs['x_train'].shape[1:]} but x_test's {xs['x_test'].shape[1:]}")
+            raise DataError(f"{path}: x_train's samples are {xs['x_train'].shape[1:]} "
+                            f"but x_test's {xs['x_test'].shape[1:]}")
         train, test = (xs["x_train"], ys.get("y_train")), (xs["x_test"], ys.get("y_test"))
     else:
         x, y = xs["x"], ys.get("y")
@@ -85,13 +91,15 @@ def load_images(path, *, layout: str | None = None, test_fraction: float = TEST_
         n_test = max(1, int(round(test_fraction * len(x))))
         test_i, train_i = np.sort(order[:n_test]), np.sort(order[n_test:])
         train, test = (x[train_i], None if y is None else y[train_i]), (x[test_i], None if y is None else y[test_i])
-        split = f"no test split in the data: {n_test:,} of {len(x):,} images ({test_fraction:.0%}) drawn with seed {seed}"
+        split = (f"no test split in the data: {n_test:,} of {len(x):,} images ({test_fraction:.0%}) "
+                 f"drawn with seed {seed}")
     name = path.name
     return Dataset(train, test, name=name, title=name, source="path", folder=path, sha=sha, split=split,
                    classes=classes, notes=notes)
 
 
-def load_dataset(name: str, *, path=None, dtype=np.float32) -> Dataset:
+def load_dataset(name: str, *, path: str | os.PathLike | None = None,
+                 dtype: type | np.dtype | str = np.float32) -> Dataset:
     """A built-in set by name ("mnist" or "fashion-mnist"), found as :func:`npae.datasets.load` does."""
     dataset_spec(name)
     return load_idx(name, path=path, dtype=dtype)
@@ -184,7 +192,7 @@ def _read_folder(folder: pathlib.Path) -> tuple[dict, list | None, str]:
     return out, classes, _sha_of_files(files, folder)
 
 
-def _has_colour(im) -> bool:
+def _has_colour(im: Image.Image) -> bool:
     return im.mode == "P" and im.convert("RGB").getextrema() != im.convert("L").convert("RGB").getextrema()
 
 
@@ -193,7 +201,7 @@ def _size(a: np.ndarray) -> str:
 
 
 # -- layout and pixels ------------------------------------------------------------------------------
-def _as_images(x: np.ndarray, layout: str | None, path, key: str, notes: list) -> np.ndarray:
+def _as_images(x: np.ndarray, layout: str | None, path: pathlib.Path, key: str, notes: list[str]) -> np.ndarray:
     """``x`` as (N, C, H, W) images, or (N, D) vectors; never a reinterpretation of its axes."""
     if x.ndim == 2:
         return x  # vectors
@@ -217,7 +225,7 @@ def _as_images(x: np.ndarray, layout: str | None, path, key: str, notes: list) -
     return x
 
 
-def _as_pixels(x: np.ndarray, dtype: np.dtype, path, key: str) -> np.ndarray:
+def _as_pixels(x: np.ndarray, dtype: np.dtype, path: pathlib.Path, key: str) -> np.ndarray:
     """uint8 / 255, bool as 0/1, floats kept when in [0, 1]; anything else is refused with the way to fix it."""
     if x.dtype == np.uint8:
         return x.astype(dtype) / dtype.type(255)
@@ -228,7 +236,8 @@ def _as_pixels(x: np.ndarray, dtype: np.dtype, path, key: str) -> np.ndarray:
             raise DataError(f"{path}: {key} holds NaN or infinite values")
         lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
         if lo < 0 or hi > 1:
-            raise DataError(f"{path}: {key} holds values in [{lo:g}, {hi:g}], but npae's models expect pixels in [0, 1] "
+            raise DataError(f"{path}: {key} holds values in [{lo:g}, {hi:g}], "
+                            f"but npae's models expect pixels in [0, 1] "
                             f"(their sigmoid output cannot reach beyond): divide 8-bit values by 255, or rescale "
                             f"with (x - x.min()) / (x.max() - x.min())")
         return x.astype(dtype, copy=False)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
+from typing import Any
 
 import numpy as np
 
@@ -28,11 +30,12 @@ from . import init as _init
 from ._files import atomic_write
 from ._npz import Archive, ArchiveError, _describe, json_depth
 from ._version import __version__
-from .autoencoders import MODELS, find_layer
+from .autoencoders import MODELS, Model, find_layer
 from .core import LAYERS, Layer, Sequential
 from .noise import NOISES
+from .optim import OPTIMIZERS, Optimizer
 from .penalties import PENALTIES
-from .optim import OPTIMIZERS
+from .registry import Registry
 
 FORMAT = "npae"
 VERSION = 2  # 2: buffers, and a single layer (a Sequential) as the saved object
@@ -48,11 +51,11 @@ def _meta_array(meta: dict) -> np.ndarray:
     return np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
 
 
-def _check_saveable(obj) -> None:
+def _check_saveable(obj: Model | Layer) -> None:
     """Refuse, before writing anything, what load could not rebuild: a class npae's registries
     do not hold (a subclass defined elsewhere), a custom loss function, a TiedDense whose
     source is not in the encoder of the same model."""
-    def known(registry, thing, what):
+    def known(registry: Registry, thing: object, what: str) -> None:
         name = type(thing).__name__
         if registry.get(name) is not type(thing):
             raise ValueError(f"save: {what} {name} is not in npae's registry, so load could not rebuild it; "
@@ -72,7 +75,7 @@ def _check_saveable(obj) -> None:
         known(LAYERS, layer, "layer")
 
 
-def _model_arrays(model, kind: str, **more) -> dict:
+def _model_arrays(model: Model | Layer, kind: str, **more: object) -> dict:
     """The description (format, version, architecture, and ``more``), every weight and every buffer, as arrays."""
     _check_saveable(model)
     meta = {"format": FORMAT, "version": VERSION, "kind": kind, "npae": __version__, "model": model.config(), **more}
@@ -82,17 +85,17 @@ def _model_arrays(model, kind: str, **more) -> dict:
     return arrays
 
 
-def _write(path, arrays: dict) -> None:
+def _write(path: str | os.PathLike, arrays: dict) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def save(model, path) -> None:
+def save(model: Model | Layer, path: str | os.PathLike) -> None:
     """Save ``model`` (an Autoencoder, a VAE, or any npae layer such as a Sequential) to ``path`` (.npz), atomically."""
     _write(path, _model_arrays(model, "model"))
 
 
-def save_checkpoint(path, model, optimizer, rng: np.random.Generator, history: dict, epoch: int,
-                    extra: dict | None = None) -> None:
+def save_checkpoint(path: str | os.PathLike, model: Model | Layer, optimizer: Optimizer, rng: np.random.Generator,
+                    history: dict, epoch: int, extra: dict | None = None) -> None:
     """Model, optimizer state, generator state, history (a JSON object) and epoch: all a resumed run needs."""
     arrays = _model_arrays(model, "checkpoint", optimizer=type(optimizer).__name__, rng=rng.bit_generator.state,
                            epoch=int(epoch), history=history, extra=extra or {})
@@ -105,7 +108,7 @@ MAX_DESCRIPTION_BYTES = 1 << 20  # a JSON description of 1 MiB is some 20,000 la
 MAX_DEPTH = 64  # how deeply a description may nest; npae's own nest 3 or 4 deep
 
 
-def _read(path) -> tuple[dict, Archive]:
+def _read(path: str | os.PathLike) -> tuple[dict, Archive]:
     """The description, checked, and the archive whose headers are checked (no payload read yet)."""
     path = pathlib.Path(path)
     try:
@@ -123,7 +126,7 @@ def _read(path) -> tuple[dict, Archive]:
 MEMBER_PREFIXES = ("param/", "buffer/", "optim/")
 
 
-def _description(archive: Archive, path) -> dict:
+def _description(archive: Archive, path: pathlib.Path) -> dict:
     if META not in archive.headers:
         raise ModelFileError(f"{path}: not an npae model file (no {META} entry)")
     strangers = [k for k in archive.headers if k != META and not k.startswith(MEMBER_PREFIXES)]
@@ -133,7 +136,8 @@ def _description(archive: Archive, path) -> dict:
     if dtype != np.uint8 or len(shape) != 1:
         raise ModelFileError(f"{path}: corrupt description (not a byte string but {dtype} {shape})")
     if shape[0] > MAX_DESCRIPTION_BYTES:
-        raise ModelFileError(f"{path}: a description of {shape[0]:,} bytes, more than the {MAX_DESCRIPTION_BYTES:,} npae reads")
+        raise ModelFileError(f"{path}: a description of {shape[0]:,} bytes, "
+                             f"more than the {MAX_DESCRIPTION_BYTES:,} npae reads")
     try:
         text = archive.read(META).tobytes().decode("utf-8")
         if json_depth(text) > MAX_DEPTH:
@@ -160,14 +164,15 @@ class _Builder:
     """Builds what a description names, from the registries only; ``encoder`` (already built)
     is where a decoder's TiedDense finds its source."""
 
-    def __init__(self, path, encoder: Layer | None = None):
+    def __init__(self, path: str | os.PathLike, encoder: Layer | None = None):
         self.path, self.encoder = path, encoder
 
-    def _construct(self, registry, cfg, what: str, with_context: bool = True):
+    def _construct(self, registry: Registry, cfg: dict, what: str, with_context: bool = True) -> Any:
         """``cls.from_config(cfg, self)`` (models, layers) or ``cls(**arguments)`` (penalties, noises)."""
         name = _type_of(cfg)
         if name not in registry:
-            raise ModelFileError(f"{self.path}: unknown {what} {_short(cfg.get('type') if isinstance(cfg, dict) else cfg)}")
+            named = cfg.get("type") if isinstance(cfg, dict) else cfg
+            raise ModelFileError(f"{self.path}: unknown {what} {_short(named)}")
         cls = registry[name]
         try:
             if with_context:
@@ -176,13 +181,14 @@ class _Builder:
         except ModelFileError:
             raise
         except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError) as exc:
-            raise ModelFileError(f"{self.path}: invalid {what} configuration {_short(cfg, 200)}: {_describe(exc)}") from None
+            raise ModelFileError(f"{self.path}: invalid {what} configuration {_short(cfg, 200)}: "
+                                 f"{_describe(exc)}") from None
 
-    def build(self, cfg) -> Layer:
+    def build(self, cfg: dict) -> Layer:
         """A layer (a Sequential builds its layers through here too)."""
         return self._construct(LAYERS, cfg, "layer")
 
-    def build_from(self, registry, cfg):
+    def build_from(self, registry: Registry, cfg: dict) -> Any:
         """A penalty or a noise, from its registry."""
         return self._construct(registry, cfg, registry.what, with_context=False)
 
@@ -195,7 +201,7 @@ class _Builder:
         return find_layer(self.encoder, path)
 
 
-def build(cfg, path="<config>"):
+def build(cfg: dict, path: str | os.PathLike = "<config>") -> Model | Layer:
     """The model or layer ``cfg`` (a ``config()``) describes, freshly initialized; only npae classes are built."""
     if not isinstance(cfg, dict):
         raise ModelFileError(f"{path}: invalid model description")
@@ -207,13 +213,13 @@ def build(cfg, path="<config>"):
     raise ModelFileError(f"{path}: unknown model type {_short(cfg.get('type'))}")
 
 
-def _type_of(cfg) -> str | None:
+def _type_of(cfg: object) -> str | None:
     """The ``"type"`` a description names, if it is a string."""
     t = cfg.get("type") if isinstance(cfg, dict) else None
     return t if isinstance(t, str) else None
 
 
-def _check_against(model, archive: Archive, path) -> None:
+def _check_against(model: Model | Layer, archive: Archive, path: str | os.PathLike) -> None:
     """Every parameter and buffer of ``model`` against the stored headers: names, shapes, dtypes."""
     for prefix, own in (("param/", {n: p.value for n, p in model.named_params()}),
                         ("buffer/", dict(model.named_buffers()))):
@@ -221,7 +227,8 @@ def _check_against(model, archive: Archive, path) -> None:
         if set(stored) != set(own):
             missing, extra = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
             what = "parameters" if prefix == "param/" else "buffers"
-            raise ModelFileError(f"{path}: {what} do not match the architecture (missing {missing}, unexpected {extra})")
+            raise ModelFileError(f"{path}: {what} do not match the architecture "
+                                 f"(missing {missing}, unexpected {extra})")
         for name, target in own.items():
             shape, dtype = stored[name]
             if shape != target.shape or dtype != target.dtype:
@@ -229,7 +236,7 @@ def _check_against(model, archive: Archive, path) -> None:
                                      f"{target.dtype} {target.shape}")
 
 
-def _stored_values(archive: Archive, prefixes=("param/", "buffer/")) -> int:
+def _stored_values(archive: Archive, prefixes: tuple[str, ...] = ("param/", "buffer/")) -> int:
     return sum(math.prod(shape) for key, (shape, _) in archive.headers.items() if key.startswith(prefixes))
 
 
@@ -238,7 +245,7 @@ def _stored_values(archive: Archive, prefixes=("param/", "buffer/")) -> int:
 BUILD_ALLOWANCE = 1 << 20
 
 
-def _build_within(cfg, archive: Archive, path):
+def _build_within(cfg: dict, archive: Archive, path: str | os.PathLike) -> Model | Layer:
     """Build the model, allowed to allocate no more values than the file stores for it (plus
     ``BUILD_ALLOWANCE``): a description that needs more (a Dense(784, 10**9) beside a 784 x 64
     matrix) is refused before anything of that size is allocated."""
@@ -249,7 +256,7 @@ def _build_within(cfg, archive: Archive, path):
         raise ModelFileError(f"{path}: the description asks for more weights than the file holds ({exc})") from None
 
 
-def _read_into(model, archive: Archive, path) -> None:
+def _read_into(model: Model | Layer, archive: Archive, path: str | os.PathLike) -> None:
     """Read the checked arrays and copy them into the model's parameters and buffers (finite only)."""
     targets = [(f"param/{n}", p.value) for n, p in model.named_params()]
     targets += [(f"buffer/{n}", b) for n, b in model.named_buffers()]
@@ -266,7 +273,7 @@ def _read_into(model, archive: Archive, path) -> None:
         target[...] = arrays[key]
 
 
-def differences(a, b, names: tuple[str, str] = ("first", "second"), where: str = "") -> list[str]:
+def differences(a: object, b: object, names: tuple[str, str] = ("first", "second"), where: str = "") -> list[str]:
     """Where two descriptions (``config()`` dicts) differ, one line each:
     ``"encoder.layers.0.n_out: 16 (first) vs 8 (second)"``."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -279,12 +286,12 @@ def differences(a, b, names: tuple[str, str] = ("first", "second"), where: str =
     return [] if a == b else [f"{where}: {_short(a)} ({names[0]}) vs {_short(b)} ({names[1]})"]
 
 
-def _short(value, limit: int = 80) -> str:
+def _short(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def load(path):
+def load(path: str | os.PathLike) -> Model | Layer:
     """Load what :func:`save` wrote (a model, or a layer such as a Sequential), or the model inside a checkpoint.
 
     The file is checked before anything it describes is allocated (:mod:`npae._npz`): its
@@ -299,7 +306,7 @@ def load(path):
     return model
 
 
-def load_checkpoint(path) -> dict:
+def load_checkpoint(path: str | os.PathLike) -> dict:
     """``{"model", "optimizer", "optimizer_state", "rng_state", "epoch", "history", "extra"}``;
     ``optimizer`` is the class, ``history`` the JSON object fit wrote."""
     meta, archive = _read(path)

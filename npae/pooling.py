@@ -296,7 +296,8 @@ class AvgPool2D(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3:
-            raise ValueError(f"AvgPool2D: expected input of shape (N, C, H, W), got (N, {', '.join(map(str, input_shape))})")
+            got = ", ".join(map(str, input_shape))
+            raise ValueError(f"AvgPool2D: expected input of shape (N, C, H, W), got (N, {got})")
         _, out = geometry(input_shape, self.pool_size, self.stride, self.padding, "AvgPool2D")
         return (input_shape[0],) + out
 
@@ -307,7 +308,8 @@ class AvgPool2D(Layer):
     @classmethod
     def examples(cls, rng: np.random.Generator) -> list:
         return [("AvgPool2D 2 valid", cls(2), rng.standard_normal((2, 2, 6, 5))),
-                ("AvgPool2D 3 stride 2 pad 1 (overlap)", cls(3, stride=2, padding=1), rng.standard_normal((2, 2, 7, 6)))]
+                ("AvgPool2D 3 stride 2 pad 1 (overlap)", cls(3, stride=2, padding=1),
+                 rng.standard_normal((2, 2, 7, 6)))]
 
     def extra_repr(self) -> str:
         s = f"pool_size={self.pool_size[0] if self.pool_size[0] == self.pool_size[1] else self.pool_size}"

@@ -64,7 +64,8 @@ def _function_checks(rng) -> Iterator[tuple[str, Callable]]:
         value, grads = wd(dense.named_params())
         return value, grads["W"]
 
-    yield "WeightDecay", lambda: check_function(wd_check, rng.standard_normal((4, 3)), name="W", title="WeightDecay(0.7)")
+    yield "WeightDecay", lambda: check_function(wd_check, rng.standard_normal((4, 3)), name="W",
+                                                title="WeightDecay(0.7)")
 
 
 def _model_checks(rng) -> Iterator[tuple[str, Callable]]:
@@ -126,7 +127,8 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
         y = layer.forward(x)
         dy = rng.standard_normal(y.shape)
         return _against_reference("UpSampling2D (2, 3) = reference", [
-            ("y", y, reference.upsample_forward(x, (2, 3))), ("dx", layer.backward(dy), reference.upsample_backward(dy, (2, 3)))])
+            ("y", y, reference.upsample_forward(x, (2, 3))),
+            ("dx", layer.backward(dy), reference.upsample_backward(dy, (2, 3)))])
 
     yield "reference: UpSampling2D (2, 3)", upsample
 

@@ -17,14 +17,19 @@ epoch is scored on the same noisy validation set.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from . import _checks, io
-from .optim import Adam
+from .optim import Adam, Optimizer
+
+if TYPE_CHECKING:
+    from .autoencoders import Model
 
 VALIDATION_SEED = 0
 
@@ -69,7 +74,7 @@ class History:
 SHORT = {"reconstruction": "rec", "code_penalty": "pen", "weight_decay": "wd", "kl": "kl", "total": "total"}
 
 
-def _epoch_line(row, epochs, terms, has_val) -> str:
+def _epoch_line(row: dict, epochs: int, terms: list[str], has_val: bool) -> str:
     train = " ".join(f"{SHORT[t]} {row['train_' + t]:.5f}" for t in terms)
     line = f"epoch {row['epoch']}/{epochs}  train {train}"
     if has_val:
@@ -80,25 +85,26 @@ def _epoch_line(row, epochs, terms, has_val) -> str:
 class _Progress:
     """An in-epoch progress bar, drawn only on a terminal and at most ten times a second."""
 
-    def __init__(self, out, enabled, epoch, epochs, n_batches):
+    def __init__(self, out: TextIO, enabled: bool, epoch: int, epochs: int, n_batches: int):
         self.out, self.on = out, enabled and hasattr(out, "isatty") and out.isatty()
         self.epoch, self.epochs, self.n, self.last = epoch, epochs, n_batches, 0.0
 
-    def update(self, b, loss):
+    def update(self, b: int, loss: float) -> None:
         if not self.on or (time.monotonic() - self.last < 0.1 and b < self.n):
             return
         self.last = time.monotonic()
         filled = int(30 * b / self.n)
-        self.out.write(f"\repoch {self.epoch}/{self.epochs} [{'#' * filled}{'.' * (30 - filled)}] {b}/{self.n} loss {loss:.5f}")
+        bar = "#" * filled + "." * (30 - filled)
+        self.out.write(f"\repoch {self.epoch}/{self.epochs} [{bar}] {b}/{self.n} loss {loss:.5f}")
         self.out.flush()
 
-    def clear(self):
+    def clear(self) -> None:
         if self.on:
             self.out.write("\r" + " " * 79 + "\r")
             self.out.flush()
 
 
-def _snapshot(model, optimizer, rng: np.random.Generator) -> dict:
+def _snapshot(model: Model, optimizer: Optimizer, rng: np.random.Generator) -> dict:
     """Everything an epoch changes: weights, buffers, the optimizer, and every generator."""
     return {"params": {k: p.value.copy() for k, p in model.named_params()},
             "buffers": {k: b.copy() for k, b in model.named_buffers()},
@@ -106,7 +112,7 @@ def _snapshot(model, optimizer, rng: np.random.Generator) -> dict:
             "generators": [g.bit_generator.state for g in model.generators()]}
 
 
-def _restore(model, optimizer, rng: np.random.Generator, snap: dict) -> None:
+def _restore(model: Model, optimizer: Optimizer, rng: np.random.Generator, snap: dict) -> None:
     for n, p in model.named_params():
         p.value[...] = snap["params"][n]
     for n, b in model.named_buffers():
@@ -117,9 +123,10 @@ def _restore(model, optimizer, rng: np.random.Generator, snap: dict) -> None:
         g.bit_generator.state = state
 
 
-def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validation_data=None,
-        rng: np.random.Generator | None = None, verbose: bool = True, checkpoint=None, resume=None, out=None,
-        run: dict | None = None) -> History:
+def fit(model: Model, x: np.ndarray, *, epochs: int, batch_size: int = 128, optimizer: Optimizer | None = None,
+        validation_data: np.ndarray | None = None, rng: np.random.Generator | None = None, verbose: bool = True,
+        checkpoint: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+        out: TextIO | None = None, run: dict | None = None) -> History:
     """Train ``model`` on ``x`` for ``epochs`` epochs (counting from the start, also when resuming).
 
     Parameters
@@ -150,8 +157,9 @@ def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validat
     if resume is not None:
         optimizer, history, start = _resume(model, optimizer, rng, resume)
         if start >= epochs:
-            raise ValueError(f"{where}: the checkpoint {resume} has already trained {start} epoch(s), so epochs={epochs} "
-                             f"trains nothing (epochs counts from the start); ask for more than {start}")
+            raise ValueError(f"{where}: the checkpoint {resume} has already trained {start} epoch(s), "
+                             f"so epochs={epochs} trains nothing (epochs counts from the start); "
+                             f"ask for more than {start}")
         if verbose:
             print(f"resumed from {resume} after epoch {start}", file=out)
     optimizer = Adam(model.named_params()) if optimizer is None else optimizer
@@ -196,7 +204,8 @@ def fit(model, x, *, epochs: int, batch_size: int = 128, optimizer=None, validat
     return history
 
 
-def _epoch(model, x, x_val, optimizer, rng, batch_size, epoch, progress) -> dict:
+def _epoch(model: Model, x: np.ndarray, x_val: np.ndarray | None, optimizer: Optimizer, rng: np.random.Generator,
+           batch_size: int, epoch: int, progress: _Progress) -> dict:
     """One pass over ``x`` in shuffled mini-batches; the epoch's row of the history."""
     t0 = time.perf_counter()
     n, n_batches = len(x), progress.n
@@ -223,7 +232,8 @@ def _epoch(model, x, x_val, optimizer, rng, batch_size, epoch, progress) -> dict
     return row
 
 
-def _resume(model, optimizer, rng: np.random.Generator, path) -> tuple:
+def _resume(model: Model, optimizer: Optimizer | None, rng: np.random.Generator,
+            path: str | os.PathLike) -> tuple[Optimizer, History, int]:
     """Restore weights, optimizer, generators and history from a checkpoint: ``(optimizer, history, epoch)``."""
     state = io.load_checkpoint(path)
     _take_weights(model, state["model"], path)
@@ -253,7 +263,7 @@ PROBE = 256  # validation (or training) samples the output spread is measured on
 STALLED_SPREAD = 0.02
 
 
-def _stalled(model, probe, spread: float, previous: float | None) -> bool:
+def _stalled(model: Model, probe: np.ndarray, spread: float, previous: float | None) -> bool:
     """The outputs no longer depend on the input, and training is not bringing the dependence back:
     the spread is below STALLED_SPREAD and either the outputs are saturated (every one within 1e-3
     of 0 or 1 on average, where a sigmoid's gradient vanishes) or the spread did not grow since the
@@ -266,7 +276,7 @@ def _stalled(model, probe, spread: float, previous: float | None) -> bool:
     return bool(x_hat.min() >= 0 and x_hat.max() <= 1 and np.minimum(x_hat, 1 - x_hat).mean() < 1e-3)
 
 
-def output_spread(model, x: np.ndarray) -> float:
+def output_spread(model: Model, x: np.ndarray) -> float:
     """How much the reconstructions vary across the samples ``x``, relative to how much ``x`` does:
     ``mean_i std_n x_hat[n, i] / mean_i std_n x[n, i]`` (1 when the output follows the input's
     variation, 0 when every output is the same)."""
@@ -275,7 +285,7 @@ def output_spread(model, x: np.ndarray) -> float:
     return float(x_hat.std(axis=0, dtype=np.float64).mean()) / spread_in if spread_in > 0 else 1.0
 
 
-def _stalled_message(model, optimizer, probe, epoch, spread) -> str:
+def _stalled_message(model: Model, optimizer: Optimizer, probe: np.ndarray, epoch: int, spread: float) -> str:
     x_hat = model.reconstruct(probe)
     causes = []
     if x_hat.min() >= 0 and x_hat.max() <= 1 and float(np.minimum(x_hat, 1 - x_hat).mean()) < 1e-3:
@@ -290,8 +300,9 @@ def _stalled_message(model, optimizer, probe, epoch, spread) -> str:
             f"samples is {spread:.4f} of the data's); likely cause: {'; '.join(causes)}")
 
 
-def _take_weights(model, saved, path) -> None:
-    """The weights and buffers of ``saved`` (a checkpoint's model) into ``model``, which must be the same architecture."""
+def _take_weights(model: Model, saved: Model, path: str | os.PathLike) -> None:
+    """The weights and buffers of ``saved`` (a checkpoint's model) into ``model``, which must be the same
+    architecture."""
     changed = io.differences(saved.config(), model.config(), ("checkpoint", "given to fit"))
     if changed:
         raise io.ModelFileError(f"{path}: the checkpoint holds another model than the one given to fit: "
@@ -302,7 +313,7 @@ def _take_weights(model, saved, path) -> None:
         b[...] = c
 
 
-def _training_array(model, x, what: str) -> np.ndarray:
+def _training_array(model: Model, x: np.ndarray, what: str) -> np.ndarray:
     x = model.as_batch(x, "fit")
     if x.dtype != model.dtype:
         raise TypeError(f"fit: {what} is {x.dtype} but the model is {model.dtype}; "

@@ -4,6 +4,7 @@ and the backward pass through the sampling, written by hand."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class VAE(Model):
     LIKELIHOODS = ("bernoulli", "gaussian")
 
     def __init__(self, encoder: Layer, decoder: Layer, *, latent: int, likelihood: str = "bernoulli",
-                 sigma_x: float | None = None, input_shape=None, name: str = "vae"):
+                 sigma_x: float | None = None, input_shape: Sequence[int] | None = None, name: str = "vae"):
         super().__init__(encoder, decoder, input_shape=input_shape, name=name)
         where = "VAE"
         self.latent = _checks.positive_int(latent, "latent", where)
@@ -74,12 +75,12 @@ class VAE(Model):
         return True
 
     # -- the pieces of the objective -----------------------------------------------------
-    def _heads(self, e):
+    def _heads(self, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if e.ndim != 2 or e.shape[1] != 2 * self.latent:
             raise ValueError(f"VAE: the encoder returned {e.shape}, expected (N, {2 * self.latent}) (mu and logvar)")
         return e[:, :self.latent], e[:, self.latent:]
 
-    def _reconstruction(self, p, x):
+    def _reconstruction(self, p: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
         """``(1/N) sum_n -log p(x_n | z_n)`` and its gradient with respect to p."""
         d = x[0].size
         value, dp = self._loss(p, x)  # a mean over all N * D elements
@@ -89,7 +90,7 @@ class VAE(Model):
         return value * scale + 0.5 * d * math.log(2 * math.pi * self.sigma_x ** 2), dp * p.dtype.type(scale)
 
     @staticmethod
-    def kl(mu, logvar):
+    def kl(mu: np.ndarray, logvar: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """``(1/N) sum_n (1/2) sum_j (mu**2 + exp(logvar) - 1 - logvar)`` and its gradients (dmu, dlogvar)."""
         n = mu.shape[0]
         var = np.exp(logvar)
@@ -97,7 +98,8 @@ class VAE(Model):
         return value, mu / mu.dtype.type(n), (var - 1) / mu.dtype.type(2 * n)
 
     @staticmethod
-    def _sample(mu, logvar, rng):
+    def _sample(mu: np.ndarray, logvar: np.ndarray,
+                rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The reparameterization ``z = mu + sigma * eps``, ``sigma = exp(logvar / 2)``, eps ~ N(0, I)
         drawn from ``rng``; returns ``(z, eps, sigma)``, all (N, L) (``_through_sampling`` is its backward)."""
         if rng is None:
@@ -107,7 +109,7 @@ class VAE(Model):
         return mu + sigma * eps, eps, sigma
 
     # -- the objective ----------------------------------------------------------------------
-    def _forward(self, x, rng, training):
+    def _forward(self, x: np.ndarray, rng: np.random.Generator | None, training: bool) -> tuple:
         """The objective's forward pass: ``(rec, dp, kl, dmu_kl, dlogvar_kl, eps, sigma)``."""
         mu, logvar = self._heads(self.encoder.forward(x, training))
         z, eps, sigma = self._sample(mu, logvar, rng)
@@ -116,7 +118,7 @@ class VAE(Model):
         kl, dmu_kl, dlogvar_kl = self.kl(mu, logvar)
         return rec, dp, kl, dmu_kl, dlogvar_kl, eps, sigma
 
-    def loss_and_grads(self, x, rng: np.random.Generator | None = None) -> dict:
+    def loss_and_grads(self, x: np.ndarray, rng: np.random.Generator | None = None) -> dict:
         """-ELBO's terms on the batch ``x`` (``total``, ``reconstruction``, ``kl``) and dL/dp in each ``p.grad``."""
         x = self.as_batch(x, "loss_and_grads")
         self.zero_grad()
@@ -125,18 +127,18 @@ class VAE(Model):
         _backward_no_dx(self.encoder, np.concatenate([dmu + dmu_kl, dlogvar + dlogvar_kl], axis=1))
         return {"total": rec + kl, "reconstruction": rec, "kl": kl}
 
-    def objective(self, x, rng: np.random.Generator | None = None) -> float:
+    def objective(self, x: np.ndarray, rng: np.random.Generator | None = None) -> float:
         """-ELBO by training-mode forward passes alone, eps drawn from ``rng`` (for gradient checks)."""
         rec, _, kl, *_ = self._forward(self.as_batch(x, "objective"), rng, training=True)
         return rec + kl
 
     @staticmethod
-    def _through_sampling(dz, eps, sigma):
+    def _through_sampling(dz: np.ndarray, eps: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The backward of ``z = mu + exp(logvar / 2) * eps`` (eps fixed), all arrays (N, L):
         ``dmu = dz`` and ``dlogvar = dz * eps * sigma / 2`` (as d sigma / d logvar = sigma / 2)."""
         return dz, dz * eps * sigma * dz.dtype.type(0.5)
 
-    def evaluate(self, x, *, batch_size: int = 256, rng: np.random.Generator | None = None) -> dict:
+    def evaluate(self, x: np.ndarray, *, batch_size: int = 256, rng: np.random.Generator | None = None) -> dict:
         """-ELBO's terms on ``x`` (one eps draw per sample from ``rng``), batch-size-weighted means."""
         x = self.as_batch(x, "evaluate")
         if rng is None:
@@ -151,7 +153,7 @@ class VAE(Model):
         out["total"] = out["reconstruction"] + out["kl"]
         return out
 
-    def kink_state(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
+    def kink_state(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         x = self.as_batch(x, "kink_state")
         e = self.encoder.forward(x, training=True)
         mu, logvar = self._heads(e)
@@ -160,12 +162,12 @@ class VAE(Model):
         return np.concatenate([np.ravel(p) for p in parts if p is not None] or [np.zeros(0)])
 
     # -- inference ----------------------------------------------------------------------------
-    def encode_distribution(self, x, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def encode_distribution(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """``(mu, logvar)`` of q(z | x), each (N, L)."""
         mu, logvar = self._heads(Model.encode(self, x, batch_size))  # the encoder's output, batch by batch
         return mu.copy(), logvar.copy()
 
-    def encode(self, x, batch_size: int = 256, *, flat: bool = False) -> np.ndarray:
+    def encode(self, x: np.ndarray, batch_size: int = 256, *, flat: bool = False) -> np.ndarray:
         """The posterior mean ``mu`` (N, L) (already flat)."""
         return self.encode_distribution(x, batch_size)[0]
 
@@ -182,7 +184,7 @@ class VAE(Model):
                 "encoder": self.encoder.config(), "decoder": self.decoder.config()}
 
     @classmethod
-    def from_config(cls, cfg: dict, context) -> VAE:
+    def from_config(cls, cfg: dict, context: object) -> VAE:
         model = cls(context.build(cfg.get("encoder")), context.build(cfg.get("decoder")), latent=cfg.get("latent"),
                     likelihood=cfg.get("likelihood"), sigma_x=cfg.get("sigma_x"), input_shape=cfg.get("input_shape"),
                     name=str(cfg.get("name", "vae")))

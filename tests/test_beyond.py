@@ -121,8 +121,8 @@ def test_tied_errors(tmp_path):
         A.multilayer((32, 16, 8), tied=True)
     stranger = Dense(784, 8)
     with pytest.raises(ValueError, match="not in the encoder"):
-        npae.Autoencoder(npae.Sequential(Dense(784, 8), npae.ReLU()), npae.Sequential(TiedDense(stranger), npae.Sigmoid()),
-                      input_shape=(784,))
+        npae.Autoencoder(npae.Sequential(Dense(784, 8), npae.ReLU()),
+                         npae.Sequential(TiedDense(stranger), npae.Sigmoid()), input_shape=(784,))
     with pytest.raises(ValueError, match="inside an Autoencoder"):
         TiedDense(stranger).config()
     with pytest.raises(ValueError, match=r"TiedDense: expected input of shape \(N, 8\)"):

@@ -153,11 +153,14 @@ def test_resume_refuses_other_settings_and_says_which(tmp_path, capsys):
     assert main(quick(out)) == 0
     capsys.readouterr()
     ck = str(out / "checkpoint.npz")
-    cases = [(["train", "sparse", "--epochs", "2", "--limit", "300", "--batch-size", "100"], "family: 'ordinary' (checkpoint) vs 'sparse'"),
+    cases = [(["train", "sparse", "--epochs", "2", "--limit", "300", "--batch-size", "100"],
+              "family: 'ordinary' (checkpoint) vs 'sparse'"),
              (["train", "ordinary", "--epochs", "2", "--limit", "300", "--batch-size", "50"], "batch_size: 100"),
-             (["train", "ordinary", "--epochs", "2", "--limit", "300", "--batch-size", "100", "--lr", "0.01"], "lr: 0.001"),
+             (["train", "ordinary", "--epochs", "2", "--limit", "300", "--batch-size", "100", "--lr", "0.01"],
+              "lr: 0.001"),
              (["train", "ordinary", "--epochs", "2", "--limit", "400", "--batch-size", "100"], "limit: 300"),
-             (["train", "ordinary", "--epochs", "1", "--limit", "300", "--batch-size", "100"], "already trained 1 epoch")]
+             (["train", "ordinary", "--epochs", "1", "--limit", "300", "--batch-size", "100"],
+              "already trained 1 epoch")]
     for argv, fragment in cases:
         assert main(argv + ["--out", str(out), "--resume", ck]) == 1
         assert fragment in error_line(capsys), argv
@@ -203,7 +206,8 @@ def test_a_broken_pipe_is_not_a_traceback(tmp_path):
     import subprocess
     import sys
 
-    child = subprocess.Popen([sys.executable, "-m", "npae", "data", "info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, "-m", "npae", "data", "info"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     child.stdout.close()  # the reader is gone before anything is written, as with `| head -n 0`
     err = child.stderr.read().decode()
     assert child.wait() == 1 and "Traceback" not in err and "BrokenPipe" not in err

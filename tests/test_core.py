@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from strategies import registered_examples
 from tolerances import assert_close
 
 import npae
 from npae.core import LAYERS, Param
-from strategies import registered_examples
 
 rng0 = np.random.default_rng(0)
 
@@ -213,7 +213,8 @@ def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged():
             np.testing.assert_array_equal(p.grad, full[n])
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
 def test_nan_made_inside_a_sequential_is_caught_by_the_loss():
     """Inner layers skip the finiteness scan; an overflow still cannot pass the loss unseen."""
     layer = npae.Dense(2, 2, dtype=np.float32)

@@ -24,9 +24,12 @@ def fake_dataset(folder, n_train=4, n_test=3, seed=0, compress=True):
     folder.mkdir(parents=True, exist_ok=True)
     x_train = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
     write_idx(folder / ("train-images-idx3-ubyte" + ".gz" * compress), x_train, compress=compress)
-    write_idx(folder / ("train-labels-idx1-ubyte" + ".gz" * compress), rng.integers(0, 10, n_train, dtype=np.uint8), compress=compress)
-    write_idx(folder / ("t10k-images-idx3-ubyte" + ".gz" * compress), rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), compress=compress)
-    write_idx(folder / ("t10k-labels-idx1-ubyte" + ".gz" * compress), rng.integers(0, 10, n_test, dtype=np.uint8), compress=compress)
+    y_train = rng.integers(0, 10, n_train, dtype=np.uint8)
+    write_idx(folder / ("train-labels-idx1-ubyte" + ".gz" * compress), y_train, compress=compress)
+    x_test = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
+    write_idx(folder / ("t10k-images-idx3-ubyte" + ".gz" * compress), x_test, compress=compress)
+    y_test = rng.integers(0, 10, n_test, dtype=np.uint8)
+    write_idx(folder / ("t10k-labels-idx1-ubyte" + ".gz" * compress), y_test, compress=compress)
     return x_train
 
 
@@ -203,7 +206,8 @@ def test_lying_header_does_not_allocate(tmp_path):
     assert peak < 8 << 20
 
 
-MUTATION_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+MUTATION_SETTINGS = settings(max_examples=60, deadline=None,
+                             suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @st.composite

@@ -53,7 +53,8 @@ def test_reproduce_writes_the_report(tmp_path):
 
 def test_the_report_reads_right_whichever_way_the_numbers_fall():
     reproduce = importlib.import_module("reproduce")
-    assert reproduce.pca_verdict([2, 8], []) == "In this run the nonlinear autoencoder's test MSE is below PCA's at every code size."
+    everywhere = "In this run the nonlinear autoencoder's test MSE is below PCA's at every code size."
+    assert reproduce.pca_verdict([2, 8], []) == everywhere
     assert "at none of the code sizes" in reproduce.pca_verdict([], [2, 8])
     assert reproduce.pca_verdict([16, 32, 64], [2, 8]).endswith("at code sizes 16, 32 and 64, and not at 2 and 8.")
     assert "at code size 64, and not at 2" in reproduce.pca_verdict([64], [2])

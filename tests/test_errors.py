@@ -5,9 +5,9 @@ import contextlib
 
 import numpy as np
 import pytest
+from strategies import registered_examples
 
 import npae
-from strategies import registered_examples
 
 f32 = np.float32
 

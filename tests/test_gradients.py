@@ -91,7 +91,7 @@ def test_losses(shape, seed):
     y = rng.uniform(0, 1, shape)
     p = rng.uniform(0.02, 0.98, shape)
     for loss in (npae.losses.mse, npae.losses.bce):
-        report = check_function(lambda q: loss(q, y), p)
+        report = check_function(lambda q, loss=loss: loss(q, y), p)
         assert_passes(report, SMOOTH)
 
 
@@ -138,7 +138,7 @@ def test_sequential_end_to_end():
 @pytest.mark.slow
 def test_builtin_suite_passes():
     """What `python -m npae gradcheck` runs."""
-    for title, thunk in suite.builtin_checks(np.random.default_rng(1)):
+    for _title, thunk in suite.builtin_checks(np.random.default_rng(1)):
         report = thunk()
         assert report.passed, str(report)
 

@@ -151,7 +151,8 @@ def test_fashion_mnist_is_called_fashion_mnist_wherever_it_sits():
 # -- the command line on your own data ---------------------------------------------------------------
 def test_train_on_a_npy_an_image_folder_and_colour(tmp_path, capsys):
     np.save(tmp_path / "x.npy", grey(200, 28, 28))
-    assert main(["train", "ordinary", "--data", str(tmp_path / "x.npy"), "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    argv = ["train", "ordinary", "--data", str(tmp_path / "x.npy"), "--epochs", "1", "--out", str(tmp_path / "a")]
+    assert main(argv) == 0
     model = npae.load(tmp_path / "a" / "model.npz")
     assert model.input_shape == (1, 28, 28) and model.dataset["name"] == "x.npy"
     np.save(tmp_path / "c.npy", colour_nhwc(64))

@@ -44,7 +44,8 @@ def test_fit_history_and_output():
     out = _io.StringIO()
     history = fit(model, X, epochs=2, batch_size=64, validation_data=X_VAL, rng=np.random.default_rng(0), out=out)
     assert len(history) == 2 and history.stop_reason is None
-    for key in ("train_reconstruction", "train_code_penalty", "train_total", "val_reconstruction", "seconds", "samples_per_s"):
+    for key in ("train_reconstruction", "train_code_penalty", "train_total", "val_reconstruction", "seconds",
+                "samples_per_s"):
         assert len(history[key]) == 2 and all(np.isfinite(history[key]))
     assert history["val_reconstruction"][1] < history["val_reconstruction"][0]
     lines = out.getvalue().splitlines()
@@ -79,7 +80,8 @@ def poison_at(opt, step):
     return opt
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
 def test_nan_stops_training_and_keeps_last_good_weights(tmp_path):
     model = small()
     opt = npae.optim.Adam(model.named_params())
@@ -93,7 +95,8 @@ def test_nan_stops_training_and_keeps_last_good_weights(tmp_path):
     assert "training stopped" in out.getvalue() and "after epoch 1" in out.getvalue()
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
 def test_nan_in_the_last_step_of_an_epoch_is_caught(tmp_path):
     model = small()
     opt = npae.optim.Adam(model.named_params())
@@ -117,7 +120,8 @@ def raise_lr_at(opt, step, lr):
     return opt
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
 def test_a_diverging_learning_rate_stops_cleanly(tmp_path):
     """A linear autoencoder under SGD at lr 1e30 overflows on any machine: with no activation
     to saturate or die, the gradient cannot vanish, the first such step makes the weights
@@ -125,8 +129,8 @@ def test_a_diverging_learning_rate_stops_cleanly(tmp_path):
     two such matrices, beyond float32's 3.4e38 whatever order BLAS adds in. Epoch 1 trains
     normally; the divergence in epoch 2 must leave the weights of epoch 1 (also on disk)."""
     rng = np.random.default_rng(0)
-    model = npae.Autoencoder(npae.Sequential(npae.Dense(784, 16, rng=rng)), npae.Sequential(npae.Dense(16, 784, rng=rng)),
-                             input_shape=(784,))
+    model = npae.Autoencoder(npae.Sequential(npae.Dense(784, 16, rng=rng)),
+                             npae.Sequential(npae.Dense(16, 784, rng=rng)), input_shape=(784,))
     opt = raise_lr_at(npae.optim.SGD(model.named_params(), lr=1e-2), 7, 1e30)  # 6 steps an epoch
     with pytest.warns(RuntimeWarning, match="diverged in epoch 2"):
         history = fit(model, X, epochs=4, batch_size=100, optimizer=opt, rng=np.random.default_rng(0),

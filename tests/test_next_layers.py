@@ -88,8 +88,8 @@ def test_conv_transpose_sizes_and_errors():
 
 
 @NEXT
-@given(seed=st.integers(0, 2 ** 31), k=st.integers(1, 3), s=st.integers(1, 3), padding=st.sampled_from(["valid", "same", 0, 1]),
-       h=st.integers(3, 7), w=st.integers(3, 7))
+@given(seed=st.integers(0, 2 ** 31), k=st.integers(1, 3), s=st.integers(1, 3),
+       padding=st.sampled_from(["valid", "same", 0, 1]), h=st.integers(3, 7), w=st.integers(3, 7))
 def test_avgpool_against_its_loops_adjoint_and_central_differences(seed, k, s, padding, h, w):
     if isinstance(padding, int) and padding > k // 2:
         padding = 0
@@ -143,7 +143,8 @@ def test_batchnorm_statistics_and_modes():
     np.testing.assert_allclose(layer.buffers["running_var"], 0.75 + 0.25 * x.var(axis=axes) * m / (m - 1), rtol=1e-12)
     one = layer.forward(x[:1], training=False)  # inference: the running statistics, each sample on its own
     rm, rv = layer.buffers["running_mean"], layer.buffers["running_var"]
-    np.testing.assert_allclose(one, (x[:1] - rm[None, :, None, None]) / np.sqrt(rv[None, :, None, None] + 1e-5), rtol=1e-12)
+    expected = (x[:1] - rm[None, :, None, None]) / np.sqrt(rv[None, :, None, None] + 1e-5)
+    np.testing.assert_allclose(one, expected, rtol=1e-12)
     before = rm.copy()
     layer.forward(x, training=False)
     np.testing.assert_array_equal(layer.buffers["running_mean"], before)  # inference never updates them
@@ -230,9 +231,11 @@ def test_a_model_with_batchnorm_and_dropout_resumes_bit_for_bit(tmp_path):
     straight = make(0)
     npae.fit(straight, x, epochs=2, batch_size=100, rng=np.random.default_rng(1), verbose=False)
     first = make(0)
-    npae.fit(first, x, epochs=1, batch_size=100, rng=np.random.default_rng(1), verbose=False, checkpoint=tmp_path / "c.npz")
+    npae.fit(first, x, epochs=1, batch_size=100, rng=np.random.default_rng(1), verbose=False,
+             checkpoint=tmp_path / "c.npz")
     resumed = make(7)  # other weights, another dropout generator: all restored from the checkpoint
-    npae.fit(resumed, x, epochs=2, batch_size=100, rng=np.random.default_rng(9), verbose=False, resume=tmp_path / "c.npz")
+    npae.fit(resumed, x, epochs=2, batch_size=100, rng=np.random.default_rng(9), verbose=False,
+             resume=tmp_path / "c.npz")
     for (n, a), (_, b) in zip(straight.named_params(), resumed.named_params()):
         np.testing.assert_array_equal(a.value, b.value, err_msg=n)
     for (n, a), (_, b) in zip(straight.named_buffers(), resumed.named_buffers()):
@@ -275,7 +278,8 @@ def test_a_whole_objective_with_batchnorm_and_dropout_is_checked_in_training_mod
 
 def test_a_convolution_without_bias(tmp_path):
     rng = np.random.default_rng(10)
-    for cls, x in ((npae.Conv2D, rng.standard_normal((2, 2, 5, 5))), (npae.ConvTranspose2D, rng.standard_normal((2, 2, 3, 3)))):
+    for cls, x in ((npae.Conv2D, rng.standard_normal((2, 2, 5, 5))),
+                   (npae.ConvTranspose2D, rng.standard_normal((2, 2, 3, 3)))):
         plain = cls(2, 3, 3, rng=np.random.default_rng(0), dtype=np.float64)
         bare = cls(2, 3, 3, rng=np.random.default_rng(0), dtype=np.float64, bias=False)
         assert list(bare.params) == ["W"] and bare.config()["bias"] is False and "bias" not in plain.config()

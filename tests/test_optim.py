@@ -67,7 +67,7 @@ def test_adam_constant_gradient_moves_lr_times_sign():
     g = np.array([3.0, -0.01, 250.0, -7.0])
     p = Param(np.zeros(4))
     opt = Adam([("w", p)], lr=1e-3)
-    for t in range(1, 11):
+    for _ in range(10):
         before = p.value.copy()
         p.grad[:] = g
         opt.step()

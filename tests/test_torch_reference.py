@@ -179,7 +179,8 @@ def test_batchnorm_training_running_statistics_and_inference(cls, tcls, shape):
 def test_the_new_activations():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 7)) * 3
-    for layer, fn in ((npae.ELU(0.8), lambda v: F.elu(v, alpha=0.8)), (npae.GELU(), lambda v: F.gelu(v, approximate="tanh")),
+    for layer, fn in ((npae.ELU(0.8), lambda v: F.elu(v, alpha=0.8)),
+                      (npae.GELU(), lambda v: F.gelu(v, approximate="tanh")),
                       (npae.Softplus(), F.softplus)):
         y = layer.forward(x)
         dy = rng.standard_normal(y.shape)
