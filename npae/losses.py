@@ -12,6 +12,15 @@ PyTorch's BCELoss: each log is clamped below at -100 and ``p (1 - p)`` at 1e-12.
 
 Duplicating the batch leaves both values unchanged (a mean); ``y`` is cast to
 ``y_pred``'s dtype, and ``value`` is a Python float.
+
+``softmax_cross_entropy`` (for classifiers, e.g. a linear probe on codes; not a reconstruction
+loss, so not in ``LOSSES``): ``z`` are logits of shape (N, K), ``y`` targets of the same shape
+whose rows are probability vectors (one-hot labels: ``one_hot(labels, K)``). With
+``p = softmax(z)`` row-wise, ``p_nk = exp(z_nk - m_n) / sum_j exp(z_nj - m_n)``, ``m_n = max_j z_nj``:
+
+``L = -(1/N) sum_n sum_k y_nk log p_nk``  (a **mean over the batch**, a sum over classes:
+PyTorch's ``CrossEntropyLoss``); ``dL/dz = (1/N) (p - y)`` (using ``sum_k y_nk = 1``).
+``log p`` is computed as ``z - m - log sum exp(z - m)``, so no logit overflows.
 """
 
 from __future__ import annotations
@@ -62,6 +71,35 @@ def bce(y_pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     m = p.dtype.type(p.size)
     value = -float(np.sum(y * log_p + (1 - y) * log_1mp) / m)
     grad = (p - y) / np.maximum(p * (1 - p), p.dtype.type(DENOM_FLOOR)) / m
+    return value, grad
+
+
+def one_hot(labels: np.ndarray, classes: int, dtype: type | np.dtype | str = np.float32) -> np.ndarray:
+    """(N,) integer labels in [0, classes) -> (N, classes) rows of zeros with a 1 at the label."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"one_hot: labels must be a 1-D integer array, got {labels.dtype} of shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"one_hot: labels must lie in [0, {classes}), got values in [{labels.min()}, {labels.max()}]")
+    out = np.zeros((labels.size, classes), dtype=dtype)
+    out[np.arange(labels.size), labels] = 1
+    return out
+
+
+def softmax_cross_entropy(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Cross-entropy of softmax(z) against target distributions y, both (N, K): batch mean, and dL/dz."""
+    z, y = _pair(z, y, "softmax_cross_entropy")
+    if z.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy: expected logits of shape (N, K), got {z.shape}")
+    row_sums = y.sum(axis=1)
+    if y.min() < 0 or np.abs(row_sums - 1).max() > 1e-3:
+        raise ValueError("softmax_cross_entropy: every row of y must be a probability vector (non-negative, "
+                         f"summing to 1), got row sums in [{row_sums.min()}, {row_sums.max()}]")
+    shifted = z - z.max(axis=1, keepdims=True)  # z - m
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    n = z.dtype.type(z.shape[0])
+    value = -float(np.sum(y * log_p) / n)
+    grad = (np.exp(log_p) - y) / n
     return value, grad
 
 

@@ -10,7 +10,7 @@ import pytest
 from tolerances import unit_roundoff
 
 import npae
-from npae.losses import bce, mse
+from npae.losses import bce, mse, one_hot, softmax_cross_entropy
 from npae.penalties import KLSparsity, L1Activity, WeightDecay
 
 
@@ -30,6 +30,40 @@ def test_bce_is_mean_over_all_elements():
     # relative) and npae takes log1p(-p) where this takes log(0.75): 2 x 8 u, plus the sums
     assert value == pytest.approx(-(np.log(0.5) + np.log(0.75)) / 2, rel=20 * unit_roundoff())
     np.testing.assert_allclose(grad, [[(0.5 - 1) / 0.25 / 2, 0.25 / (0.25 * 0.75) / 2]], rtol=1e-15)
+
+
+def test_softmax_cross_entropy_is_mean_over_the_batch():
+    """Two rows by hand: logits (0, log 3) give p = (1/4, 3/4); (0, 0) give (1/2, 1/2)."""
+    z = np.array([[0.0, np.log(3.0)], [5.0, 5.0]])
+    y = np.array([[0.0, 1.0], [1.0, 0.0]])
+    value, grad = softmax_cross_entropy(z, y)
+    # exp and log to within a few ulp each (NumPy's SIMD versions), then a handful of sums
+    assert value == pytest.approx(-(np.log(0.75) + np.log(0.5)) / 2, rel=20 * unit_roundoff())
+    np.testing.assert_allclose(grad, [[0.25 / 2, -0.25 / 2], [-0.5 / 2, 0.5 / 2]], rtol=20 * unit_roundoff())
+    v2, g2 = softmax_cross_entropy(np.concatenate([z, z]), np.concatenate([y, y]))
+    assert v2 == pytest.approx(value, rel=1e-13)
+    np.testing.assert_allclose(g2[:2], grad / 2, rtol=1e-13)  # each copy carries half
+
+
+def test_softmax_cross_entropy_finite_for_huge_logits_and_one_hot():
+    z = np.array([[1e4, 0.0, -1e4]], dtype=np.float32)
+    value, grad = softmax_cross_entropy(z, one_hot(np.array([1]), 3))
+    assert value == pytest.approx(1e4, rel=1e-6) and np.all(np.isfinite(grad)) and grad.dtype == np.float32
+    np.testing.assert_allclose(grad, [[1.0, -1.0, 0.0]], atol=1e-6)
+
+
+def test_softmax_cross_entropy_gradient_check_and_refusals():
+    rng = np.random.default_rng(3)
+    y = rng.dirichlet(np.ones(4), 6)
+    report = npae.gradcheck.check_function(lambda z: softmax_cross_entropy(z, y), 2 * rng.standard_normal((6, 4)))
+    assert report.passed, report
+    wrong = npae.gradcheck.check_function(lambda z: (softmax_cross_entropy(z, y)[0],
+                                                     softmax_cross_entropy(z, y)[1] * 6), rng.standard_normal((6, 4)))
+    assert not wrong.passed  # the sum over the batch instead of the mean is caught
+    with pytest.raises(ValueError, match="probability vector"):
+        softmax_cross_entropy(np.zeros((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        one_hot(np.array([0, 3]), 3)
 
 
 def test_bce_finite_at_zero_and_one():
