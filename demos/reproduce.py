@@ -106,6 +106,7 @@ def write_report(results, args, data, total):
         "(ordinary_vs_pca.png).", "",
         *next_layers(r["convolutional"]),
         *beyond(r),
+        *claims_section(args.out),
         "## Definitions", "",
         "- Test MSE: the mean over all pixels and all test images of (output - clean input)^2, pixels in [0, 1].",
         "- The article trains every model with MSE; the Keras blog used binary cross-entropy for the convolutional",
@@ -124,6 +125,20 @@ def write_report(results, args, data, total):
     path = args.out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def claims_section(out) -> list[str]:
+    """A pointer to demos/claims.py's reports: linked where they sit beside this one, else how to make them."""
+    found = sorted(p for p in out.glob("claims*/claims.md"))
+    lines = ["## What autoencoders are for: the article's claims, measured", "",
+             "Denoising against classical filters and PCA, 2-D maps against PCA-2, codes as features for a linear "
+             "probe (with untrained encoders as controls), and compression against JPEG: demos/claims.py."]
+    if found:
+        lines[-1] += " Reports: " + ", ".join(f"[{p.parent.name}/claims.md]({p.parent.name}/claims.md)" for p in found)
+        lines[-1] += "."
+    else:
+        lines[-1] += f" Run `python demos/claims.py --data PATH --out {out}/claims-mnist` for its report."
+    return lines + [""]
 
 
 def _sizes(ks) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -182,3 +182,15 @@ def check_rng(rng: np.random.Generator, where: str) -> np.random.Generator:
             f"got {type(rng).__name__}"
         )
     return rng
+
+
+def input_shape(input_shape: Sequence[int], where: str) -> tuple:
+    """``(D,)`` or ``(C, H, W)`` of positive ints, or a clear error."""
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: input_shape must be a tuple of ints, (D,) or (C, H, W), "
+                        f"got {input_shape!r}") from None
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise ValueError(f"{where}: input_shape must be (D,) or (C, H, W) of positive ints, got {input_shape!r}")
+    return shape

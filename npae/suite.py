@@ -52,8 +52,9 @@ def _function_checks(rng) -> Iterator[tuple[str, Callable]]:
     yield "mse", lambda: check_function(lambda p: losses.mse(p, target), rng.uniform(0, 1, (3, 5)), title="mse")
     yield "bce", lambda: check_function(lambda p: losses.bce(p, target), rng.uniform(0.05, 0.95, (3, 5)), title="bce")
     labels = rng.dirichlet(np.ones(5), 3)  # rows that are probability vectors, not only one-hot
-    yield "softmax_cross_entropy", lambda: check_function(lambda z: losses.softmax_cross_entropy(z, labels),
-                                                          3 * rng.standard_normal((3, 5)), title="softmax_cross_entropy")
+    logits = 3 * rng.standard_normal((3, 5))
+    yield "softmax_cross_entropy", lambda: check_function(lambda z: losses.softmax_cross_entropy(z, labels), logits,
+                                                          title="softmax_cross_entropy")
     l1 = penalties.L1Activity(0.3)
     yield "L1Activity", lambda: check_function(l1, away_from_zero((4, 6), rng), threshold=KINKED,
                                                kink=l1.kink_state, title="L1Activity(0.3)")
