@@ -10,6 +10,7 @@ import numpy as np
 from . import _checks
 from . import conv_kernels as K
 from . import init as _init
+from . import transpose_kernels as TK
 from .core import LAYERS, Layer, Param
 from .windows import check_padding, geometry
 
@@ -224,7 +225,7 @@ class ConvTranspose2D(Layer):
     ``dW[c, o, u, v] += sum_{n,i,j} x[n, c, i, j] * dfull[n, o, i*sh + u, j*sw + v]``
     ``db[o] += sum_{n,i,j} dy[n, o, i, j]``
 
-    Computed by the convolution's own im2col and col2im (:mod:`npae.conv_kernels`).
+    Computed by the convolution's own im2col and col2im (:mod:`npae.transpose_kernels`).
     """
 
     def __init__(self, c_in: int, c_out: int, kernel_size, *, stride=1, padding: int = 0, output_padding: int = 0,
@@ -268,7 +269,7 @@ class ConvTranspose2D(Layer):
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "ConvTranspose2D", self.dtype)
         out = self._out(*x.shape[2:])
-        y, x2 = K.transpose_forward(x, self.W, self.b, self.stride, self.padding, self.output_padding)
+        y, x2 = TK.transpose_forward(x, self.W, self.b, self.stride, self.padding, self.output_padding)
         assert y.shape[2:] == out
         self._cache = (x2, x.shape, y.shape) if training else None
         return y
@@ -278,7 +279,7 @@ class ConvTranspose2D(Layer):
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         x2, x_shape, y_shape = self._cached("ConvTranspose2D")
         dy = _checks.check_grad(dy, y_shape, self.dtype, "ConvTranspose2D")
-        dW, db, dx = K.transpose_backward(dy, self.W, x2, x_shape, self.stride, self.padding, self.output_padding,
+        dW, db, dx = TK.transpose_backward(dy, self.W, x2, x_shape, self.stride, self.padding, self.output_padding,
                                           need_dx)
         self.params["W"].grad += dW
         if "b" in self.params:
