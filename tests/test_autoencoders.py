@@ -32,6 +32,7 @@ FAMILY_CASES = [
     ("sparse", {"l1": 0.05}, (3, 784)),
     ("sparse_kl", {"beta": 0.5}, (3, 784)),
     ("denoising", {}, (2, 1, 28, 28)),
+    ("dense_denoising", {}, (3, 784)),
     ("ordinary", {"noise": MaskingNoise(0.3), "weight_decay": WeightDecay(0.01)}, (3, 784)),
 ]
 
