@@ -457,7 +457,10 @@ def main(argv=None):
     matplotlib.use("Agg")
     t0 = time.perf_counter()
     print(f"npae {npae.__version__} from {pathlib.Path(npae.__file__).parent}")
-    d = load(args)
+    try:
+        d = load(args)
+    except (npae.datasets.DataError, ValueError) as exc:  # a missing or wrong folder: one line, not a traceback
+        raise SystemExit(f"error: {exc}") from None
     print(d["describe"] + (f"; other: {d['other']['title']}" if d["other"] else ""))
     timings = {}
     models = {name: train(name, d["fit"], args, timings) for name in
