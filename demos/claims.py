@@ -42,6 +42,8 @@ CODE_SIZES = (8, 16, 32, 64)  # compression: ordinary autoencoders and PCA of th
 BITS = (8, 4)
 QUALITIES = (1, 5, 10, 20, 30, 50, 70, 90, 95)
 PROBE_LR, PROBE_BATCH, FEW_LABELS = 3e-3, 256, 1000
+LEARNED = ("ordinary", "dense denoiser", "conv denoiser")  # the denoising section's learned methods
+PROBED = ("ordinary", "sparse", "contractive", "dense denoiser", "convolutional")  # the codes the probe reads
 ROBUST_NOISE = (0.3, 0.5)  # Gaussian noise on the test inputs of the robustness probe
 QUICK = {"dense": 10, "conv": 1, "probe_steps": 600, "draws": 3}
 FULL = {"dense": 5, "conv": 5, "probe_steps": 3000, "draws": 5}
@@ -118,7 +120,7 @@ def build(name, seed, code=64):
 
 def train(name, x, args, timings, code=64, key=None):
     model = build(name, args.seed, code)
-    epochs = args.conv_epochs if model.input_shape == (1, 28, 28) else args.dense_epochs
+    epochs = args.conv_epochs if len(model.input_shape) == 3 else args.dense_epochs  # images in: a conv model
     t = time.perf_counter()
     npae.fit(model, view(model, x), epochs=epochs, batch_size=args.batch_size, rng=np.random.default_rng(args.seed),
              verbose=False)
@@ -148,17 +150,17 @@ def denoising(d, models, pca, args):
         sigma = max(SIGMAS, key=lambda s: M.psnr(M.gaussian_blur(nv, s), d["val"]))
         size = max(MEDIANS, key=lambda s: M.psnr(M.median_filter(nv, s), d["val"]))
         k = max(PCA_KS, key=lambda k: M.psnr(pca.decode(pca.encode(nv, k)).reshape(nv.shape), d["val"]))
-        outs = {"noisy input": nt, f"Gaussian blur (sigma {sigma})": M.gaussian_blur(nt, sigma),
-                f"median {size}x{size}": M.median_filter(nt, size),
-                f"PCA (k {k})": pca.decode(pca.encode(nt, k)).reshape(nt.shape).astype(np.float32)}
-        for name in ("ordinary", "dense denoiser", "conv denoiser"):
-            outs[name] = reconstruct(models[name], nt)
-        scores = {name.split(" (")[0].split(" 3x3")[0].split(" 5x5")[0]: (name, M.psnr(o, d["test"]))
-                  for name, o in outs.items()}
-        rows.append((kind, level, scores))
+        # method -> (its chosen parameter, for the table; its outputs)
+        outs = {"noisy input": ("", nt), "Gaussian blur": (f"sigma {sigma}", M.gaussian_blur(nt, sigma)),
+                "median": (f"{size}x{size}", M.median_filter(nt, size)),
+                "PCA": (f"k {k}", pca.decode(pca.encode(nt, k)).reshape(nt.shape).astype(np.float32))}
+        for name in LEARNED:
+            outs[name] = ("", reconstruct(models[name], nt))
+        rows.append((kind, level, {m: (param, M.psnr(o, d["test"])) for m, (param, o) in outs.items()}))
         if (kind, level) == ("gaussian", 0.5):
-            examples = [d["test"][:10]] + [o[:10] for o in outs.values()]
-            labels = ["clean"] + [n.replace("Gaussian blur", "blur") for n in outs]
+            examples = [d["test"][:10]] + [o[:10] for _, o in outs.values()]
+            labels = ["clean", "noisy input", f"blur (sigma {sigma})", f"median {size}x{size}", f"PCA (k {k})",
+                      *LEARNED]
     C.save_reconstructions(examples, labels, args.out / "claims_denoising.png",
                            "Gaussian noise std 0.5 (clipped): the inputs and each method's output")
     return rows
@@ -167,22 +169,20 @@ def denoising(d, models, pca, args):
 def denoising_report(rows):
     methods = list(rows[0][2])
     lines = ["| noise | " + " | ".join(methods) + " | best |", "|---" * (len(methods) + 2) + "|"]
-    learned = ("ordinary", "dense denoiser", "conv denoiser")
     wins = {}
     for kind, level, s in rows:
         cells = []
         for m in methods:
-            label, value = s[m]
-            extra = label[len(m):].strip(" ()")
-            cells.append(f"{value:.2f}" + (f" ({extra})" if extra else ""))
+            param, value = s[m]
+            cells.append(f"{value:.2f}" + (f" ({param})" if param else ""))
         best = max(methods, key=lambda m: s[m][1])
         wins.setdefault(best, []).append(f"{kind} {level}")
         lines.append(f"| {kind} {level} | " + " | ".join(cells) + f" | {best} |")
-    n_learned = sum(len(v) for m, v in wins.items() if m in learned)
+    n_learned = sum(len(v) for m, v in wins.items() if m in LEARNED)
     margins = []
     for kind, level, s in rows:
-        best_classical = max((s[m][1], m) for m in methods if m not in learned and m != "noisy input")
-        best_learned = max((s[m][1], m) for m in learned)
+        best_classical = max((s[m][1], m) for m in methods if m not in LEARNED and m != "noisy input")
+        best_learned = max((s[m][1], m) for m in LEARNED)
         margins.append((best_learned[0] - best_classical[0], f"{kind} {level}"))
     lo, hi = min(margins), max(margins)
     verdict = (f"A learned model has the highest PSNR at {n_learned} of {len(rows)} settings; "
@@ -254,12 +254,13 @@ def probe(f_train, y_train, f_test, y_test, steps, seed):
 
 def features(d, models, pca, args):
     x, y, xt, yt = d["fit"], d["y_fit"], d["test"], d["y_test"]
-    arch = ("ordinary", "sparse", "contractive", "dense denoiser", "convolutional")
     sets = {"raw pixels (784)": (flat(x).astype(np.float64), flat(xt).astype(np.float64)),
             "PCA-64": (pca.encode(x, 64), pca.encode(xt, 64)), "PCA-128": (pca.encode(x, 128), pca.encode(xt, 128))}
-    for name in arch:
-        m = models[name]
-        sets[f"{name} ({int(np.prod(m.encode(view(m, xt[:1])).shape[1:]))})"] = (codes(m, x), codes(m, xt))
+    label = {}  # architecture -> the label of its trained code's row, e.g. "ordinary (64)"
+    for name in PROBED:
+        f = codes(models[name], x)
+        label[name] = f"{name} ({f.shape[1]})"
+        sets[label[name]] = (f, codes(models[name], xt))
         u = build(name, args.seed)
         sets[f"{name}, untrained"] = (codes(u, x), codes(u, xt))
     draws = [np.random.default_rng(args.seed + 500 + i).choice(len(x), min(FEW_LABELS, len(x)), replace=False)
@@ -275,24 +276,21 @@ def features(d, models, pca, args):
         nt = noisy("gaussian", level, xt, args.seed + 900)
         enc = {"raw pixels (784)": flat(nt).astype(np.float64), "PCA-64": pca.encode(nt, 64)}
         for name in ("ordinary", "dense denoiser"):
-            enc[next(k for k in sets if k.startswith(name + " ("))] = codes(models[name], nt)
+            enc[label[name]] = codes(models[name], nt)
         for name, f in enc.items():
             robust.setdefault(name, {})[level] = float(np.mean(predictors[name](f) == yt))
-    return table, robust, len(draws)
+    return table, robust, len(draws), label
 
 
-def features_report(table, robust, n_draws):
+def features_report(table, robust, n_draws, label):
     lines = ["| features | accuracy, all labels | accuracy, 1,000 labels (mean +- std over "
              f"{n_draws} draws) |", "|---|---|---|"]
     for name, (full, mean, std) in table.items():
         lines.append(f"| {name} | {full:.4f} | {mean:.4f} +- {std:.4f} |")
-    trained = {k: v for k, v in table.items() if "(" in k and "untrained" not in k and not k.startswith(("raw", "PCA"))}
+    trained = {label[name]: table[label[name]] for name in PROBED}
     best_full = max(table, key=lambda k: table[k][0])
     best_few = max(table, key=lambda k: table[k][1])
-    gains = []
-    for name, v in trained.items():
-        base = name.split(" (")[0]
-        gains.append(f"{base} {100 * (v[0] - table[base + ', untrained'][0]):+.1f}")
+    gains = [f"{name} {100 * (table[label[name]][0] - table[name + ', untrained'][0]):+.1f}" for name in PROBED]
     best_ae = max(trained, key=lambda k: trained[k][0])
     verdict = (f"With all labels the best features are {best_full} ({table[best_full][0]:.4f}); with 1,000 labels "
                f"{best_few} ({table[best_few][1]:.4f}). Raw pixels give {table['raw pixels (784)'][0]:.4f} and "
@@ -324,13 +322,21 @@ def jpeg_curve(x):
     return out, png
 
 
-def code_points(encode, decode, train_codes, x):
-    pts = []
-    for bits in BITS:
-        qz = M.UniformQuantizer(bits).fit(train_codes)
-        c = encode(x)
-        pts.append((bits, qz.bytes_per_code(c.shape[1]), M.psnr(decode(qz.quantize(c)).reshape(x.shape), x)))
-    return pts
+def coder(encode, decode, train_codes):
+    """A code (encode, decode) with its quantizers, one per BITS, fit once on the training codes."""
+    return encode, decode, [M.UniformQuantizer(bits).fit(train_codes) for bits in BITS]
+
+
+def ae_coder(model, x_fit):
+    return coder(lambda v: codes(model, v), lambda c: model.decode(c.astype(np.float32)), codes(model, x_fit))
+
+
+def code_points(code, x):
+    """(bits, bytes per image, PSNR) of ``x`` through the code at each quantization."""
+    encode, decode, quantizers = code
+    c = encode(x)
+    return [(q.bits, q.bytes_per_code(c.shape[1]), M.psnr(decode(q.quantize(c)).reshape(x.shape), x))
+            for q in quantizers]
 
 
 def compression(d, models, pca, args, timings):
@@ -344,18 +350,16 @@ def compression(d, models, pca, args, timings):
         for k in CODE_SIZES:
             key = f"ordinary-{k} on {d['other']['title']}"
             in_domain[k] = train("ordinary", d["other"]["fit"], args, timings, k, key)
+    coders = {"ae": {k: ae_coder(m, d["fit"]) for k, m in aes.items()},
+              "pca": {k: coder(lambda v, k=k: pca.encode(v, k), pca.decode, pca.encode(d["fit"], k))
+                      for k in CODE_SIZES},
+              "own": {k: ae_coder(o, d["other"]["fit"]) for k, o in in_domain.items()}}
     res = {}
     for title, x in sets.items():
-        r = {"jpeg": jpeg_curve(x), "ae": {}, "pca": {}, "own": {}}
-        for k, m in aes.items():
-            r["ae"][k] = code_points(lambda v, m=m: codes(m, v), lambda c, m=m: m.decode(c.astype(np.float32)),
-                                     codes(m, d["fit"]), x)
-            r["pca"][k] = code_points(lambda v, k=k: pca.encode(v, k), pca.decode, pca.encode(d["fit"], k), x)
-            if title != d["title"] and k in in_domain:
-                o = in_domain[k]
-                r["own"][k] = code_points(lambda v, o=o: codes(o, v), lambda c, o=o: o.decode(c.astype(np.float32)),
-                                          codes(o, d["other"]["fit"]), x)
-        res[title] = r
+        res[title] = {"jpeg": jpeg_curve(x)}
+        for key, cs in coders.items():  # "own" (trained on the other set) is scored on the other set only
+            res[title][key] = {} if key == "own" and title == d["title"] else {k: code_points(c, x)
+                                                                                for k, c in cs.items()}
     plot_rate_distortion(res, d["title"], args.out / "claims_compression.png")
     return res
 

@@ -8,6 +8,7 @@ beside its first two principal components.
 """
 
 import _common as C
+import metrics as M
 import numpy as np
 from _common import npae
 
@@ -34,9 +35,7 @@ def run(args):
     flat = two_unit_model(np.random.default_rng(args.seed))
     C.train(flat, x, xt, args, "2-unit code", epochs)
     codes = flat.encode(xt)
-    mean = x.mean(axis=0, dtype=np.float64)
-    _, vecs = np.linalg.eigh((x - mean).T @ (x - mean))
-    pcs = (xt - mean) @ vecs[:, [-1, -2]]
+    pcs = M.PCA(2).fit(x).encode(xt)
     plot_maps(codes, pcs, yt, args.out / "multilayer_2d_code_vs_pca.png")
     mse_2d = C.test_mse(flat, xt)
     print(f"2-unit code: test MSE {mse_2d:.5f}")

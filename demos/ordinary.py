@@ -9,6 +9,7 @@ find PCA's subspace) and the nonlinear ordinary autoencoder.
 """
 
 import _common as C
+import metrics as M
 import numpy as np
 from _common import npae
 
@@ -19,14 +20,9 @@ QUICK_SWEEP_EPOCHS = 3  # each of the ten models of the comparison with PCA
 CODE_SIZES = (2, 8, 16, 32, 64)
 
 
-def pca_mse(x, xt, k):
-    """Test MSE of projecting onto the top-k principal directions of the training set."""
-    mean = x.mean(axis=0, dtype=np.float64)
-    xc = x.astype(np.float64) - mean
-    _, vecs = np.linalg.eigh(xc.T @ xc)
-    top = vecs[:, -k:]  # eigh sorts eigenvalues ascending
-    rec = (xt - mean) @ top @ top.T + mean
-    return float(np.mean((rec - xt) ** 2))
+def pca_mse(pca, xt, k):
+    """Test MSE of projecting onto the top-k principal directions of the training set (``pca`` fit on it)."""
+    return float(np.mean((pca.decode(pca.encode(xt, k)) - xt) ** 2))
 
 
 def linear_autoencoder(k, rng):
@@ -47,13 +43,14 @@ def run(args):
     C.save_loss_curves(history, args.out / "ordinary_loss.png", "ordinary autoencoder")
 
     rows, sweep = [], C.epochs(args, QUICK_SWEEP_EPOCHS)
+    pca = M.PCA(max(CODE_SIZES)).fit(x)  # one eigendecomposition; each k takes its top k directions
     for k in CODE_SIZES:
         lin = linear_autoencoder(k, np.random.default_rng(args.seed))
         npae.fit(lin, x, epochs=sweep, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
         nonlin = npae.families.ordinary(code=k, rng=np.random.default_rng(args.seed))
         npae.fit(nonlin, x, epochs=sweep, batch_size=args.batch_size, rng=np.random.default_rng(args.seed),
                  verbose=False)
-        rows.append((k, pca_mse(x, xt, k), C.test_mse(lin, xt), C.test_mse(nonlin, xt)))
+        rows.append((k, pca_mse(pca, xt, k), C.test_mse(lin, xt), C.test_mse(nonlin, xt)))
         print(f"code {k:3d}: PCA {rows[-1][1]:.5f}  linear AE {rows[-1][2]:.5f}  ordinary AE {rows[-1][3]:.5f}")
     plot_pca_comparison(rows, args.out / "ordinary_vs_pca.png", sweep)
     return {"test_mse": mse, "seconds": seconds, "epochs": epochs, "sweep_epochs": sweep, "pca_rows": rows}

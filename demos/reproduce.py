@@ -129,7 +129,7 @@ def write_report(results, args, data, total):
 
 def claims_section(out) -> list[str]:
     """A pointer to demos/claims.py's reports: linked where they sit beside this one, else how to make them."""
-    found = sorted(p for p in out.glob("claims*/claims.md"))
+    found = sorted(out.glob("claims*/claims.md"))
     lines = ["## What autoencoders are for: the article's claims, measured", "",
              "Denoising against classical filters and PCA, 2-D maps against PCA-2, codes as features for a linear "
              "probe (with untrained encoders as controls), and compression against JPEG: demos/claims.py."]

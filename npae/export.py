@@ -31,7 +31,6 @@ from .export_table import (  # noqa: F401 (the converter table's public names, h
     Converter,
     Layout,
     _Context,
-    _convert_dense,
     _entries,
     state_dict_arrays,
 )

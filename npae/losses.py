@@ -96,10 +96,12 @@ def softmax_cross_entropy(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarr
         raise ValueError("softmax_cross_entropy: every row of y must be a probability vector (non-negative, "
                          f"summing to 1), got row sums in [{row_sums.min()}, {row_sums.max()}]")
     shifted = z - z.max(axis=1, keepdims=True)  # z - m
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    e = np.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)  # sum_j exp(z_nj - m_n), at least 1
+    log_p = shifted - np.log(total)
     n = z.dtype.type(z.shape[0])
     value = -float(np.sum(y * log_p) / n)
-    grad = (np.exp(log_p) - y) / n
+    grad = (e / total - y) / n  # p = e / total: the same exponentials, not a second pass
     return value, grad
 
 

@@ -433,7 +433,7 @@ def test_a_layer_without_a_converter_is_a_type_error_naming_it(monkeypatch, tmp_
 
 
 def test_a_converter_table_that_misses_a_parameter_is_caught(monkeypatch):
-    monkeypatch.setitem(export.CONVERTERS, "Dense", export.Converter(export._convert_dense,
+    monkeypatch.setitem(export.CONVERTERS, "Dense", export.Converter(npae.export_table._convert_dense,
                                                                      {"W": ("weight", export.TRANSPOSED)}))
     with pytest.raises(TypeError, match=r"the converter of Dense lists \['W'\] but the layer has \['W', 'b'\]"):
         state_dict_arrays(npae.Dense(3, 2))
