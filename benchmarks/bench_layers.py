@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import npae  # noqa: E402
 from npae import _checks  # noqa: E402
-from npae import families as A  # noqa: E402
+from npae.models import families as A  # noqa: E402
 
 
 def flops_forward(layer, x_shape, y_shape) -> float:

@@ -147,7 +147,7 @@ def model_steps(kind: str, batch: int, use_torch: bool):
     if kind == "cifar":
         model = cifar_npae(np.random.default_rng(1))
     else:
-        model = npae.families.convolutional(rng=np.random.default_rng(1))
+        model = npae.models.conv_families.convolutional(rng=np.random.default_rng(1))
     x = rng.random((batch,) + model.input_shape).astype(np.float32)
     opt = npae.optim.Adam(model.named_params())
 

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import npae  # noqa: E402
-from npae import families as A  # noqa: E402
+from npae.models import families as A  # noqa: E402
 
 FAMILIES = ("ordinary", "multilayer", "convolutional")
 
@@ -102,7 +102,7 @@ def hwm():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 x = np.random.default_rng(0).uniform(0, 1, ({batch}, 1, 28, 28)).astype(np.float32)
 before = hwm()
-model = npae.families.convolutional(rng=np.random.default_rng(0))
+model = npae.models.conv_families.convolutional(rng=np.random.default_rng(0))
 opt = npae.optim.Adam(model.named_params())
 for _ in range(5):
     model.loss_and_grads(x)

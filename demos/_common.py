@@ -92,7 +92,7 @@ def train(model, x, xt, args, label, epochs):
 
 
 def test_mse(model, xt) -> float:
-    return float(npae.losses.mse(model.reconstruct(xt), xt.reshape((len(xt),) + model.input_shape))[0])
+    return float(npae.objectives.losses.mse(model.reconstruct(xt), xt.reshape((len(xt),) + model.input_shape))[0])
 
 
 def save(fig, path):

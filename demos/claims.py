@@ -82,15 +82,15 @@ def parse(argv=None):
 
 # -- data and models ----------------------------------------------------------------------------
 def load(args):
-    path = npae.datasets.SAMPLE_DIR if args.quick else args.data
-    data = npae.datasets.load(args.dataset, path=path)
+    path = npae.data.datasets.SAMPLE_DIR if args.quick else args.data
+    data = npae.data.datasets.load(args.dataset, path=path)
     (x, y), (xt, yt) = data
     if args.limit:
         x, y, xt, yt = x[:args.limit], y[:args.limit], xt[:max(args.limit // 5, 100)], yt[:max(args.limit // 5, 100)]
     n_val = len(x) // 10
     other = None
     if args.other_data:
-        o = npae.datasets.load(None, path=args.other_data)
+        o = npae.data.datasets.load(None, path=args.other_data)
         (ox, _), (oxt, _) = o
         if args.limit:
             ox, oxt = ox[:args.limit], oxt[:max(args.limit // 5, 100)]
@@ -110,12 +110,12 @@ def view(model, x):
 def build(name, seed, code=64):
     """A fresh model (the same initial weights for the same seed: a trained model's untrained twin)."""
     rng = np.random.default_rng(seed)
-    F = npae.families
-    return {"ordinary": lambda: F.ordinary(code, rng=rng, name=f"ordinary-{code}"),
-            "sparse": lambda: F.sparse(code, rng=rng), "contractive": lambda: F.contractive(code, rng=rng),
-            "dense denoiser": lambda: F.dense_denoising(code, rng=rng),
-            "convolutional": lambda: F.convolutional(rng=rng), "conv denoiser": lambda: F.denoising(rng=rng),
-            "2-D map": lambda: F.multilayer(code=2, code_activation="linear", rng=rng, name="map-2d")}[name]()
+    F = npae.FAMILIES
+    return {"ordinary": lambda: F["ordinary"](code, rng=rng, name=f"ordinary-{code}"),
+            "sparse": lambda: F["sparse"](code, rng=rng), "contractive": lambda: F["contractive"](code, rng=rng),
+            "dense denoiser": lambda: F["dense_denoising"](code, rng=rng),
+            "convolutional": lambda: F["convolutional"](rng=rng), "conv denoiser": lambda: F["denoising"](rng=rng),
+            "2-D map": lambda: F["multilayer"](code=2, code_activation="linear", rng=rng, name="map-2d")}[name]()
 
 
 def train(name, x, args, timings, code=64, key=None):
@@ -138,7 +138,7 @@ def codes(model, x):
 
 
 def noisy(kind, level, x, seed):
-    noise = npae.noise.GaussianNoise(level) if kind == "gaussian" else npae.noise.SaltAndPepper(level)
+    noise = npae.objectives.GaussianNoise(level) if kind == "gaussian" else npae.objectives.SaltAndPepper(level)
     return noise(x, np.random.default_rng(seed)).astype(np.float32)
 
 
@@ -239,11 +239,11 @@ def probe(f_train, y_train, f_test, y_test, steps, seed):
     rng = np.random.default_rng(seed)
     layer = npae.Dense(a.shape[1], 10, rng=rng)
     opt = npae.optim.Adam(layer.named_params(), lr=PROBE_LR)
-    targets = npae.losses.one_hot(y_train, 10)
+    targets = npae.objectives.losses.one_hot(y_train, 10)
     for _ in range(steps):
         idx = rng.integers(0, len(a), min(PROBE_BATCH, len(a)))
         opt.zero_grad()
-        _, dz = npae.losses.softmax_cross_entropy(layer.forward(a[idx]), targets[idx])
+        _, dz = npae.objectives.losses.softmax_cross_entropy(layer.forward(a[idx]), targets[idx])
         layer.backward(dz, need_dx=False)
         opt.step()
 
@@ -463,7 +463,7 @@ def main(argv=None):
     print(f"npae {npae.__version__} from {pathlib.Path(npae.__file__).parent}")
     try:
         d = load(args)
-    except (npae.datasets.DataError, ValueError) as exc:  # a missing or wrong folder: one line, not a traceback
+    except (npae.data.datasets.DataError, ValueError) as exc:  # a missing or wrong folder: one line, not a traceback
         raise SystemExit(f"error: {exc}") from None
     print(d["describe"] + (f"; other: {d['other']['title']}" if d["other"] else ""))
     timings = {}

@@ -49,33 +49,33 @@ def run(args):
     (x, _), (xt, _), _ = C.setup(args)
     epochs = C.epochs(args, QUICK_EPOCHS)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
-    lams = [0.0] + [npae.families.CONTRACTIVE_LAM * f for f in (0.1, 1.0, 10.0)]
+    lams = [0.0] + [npae.models.families.CONTRACTIVE_LAM * f for f in (0.1, 1.0, 10.0)]
     radii = [0.01, 0.1, 1.0, 3.0]
     rows, models, seconds = [], {}, 0.0
     for lam in lams:
         label = "ordinary (lam 0)" if lam == 0 else f"contractive, lam {lam:g}"
-        model = npae.families.contractive(lam=lam, activation="relu", rng=np.random.default_rng(args.seed))
+        model = npae.models.families.contractive(lam=lam, activation="relu", rng=np.random.default_rng(args.seed))
         history, s = C.train(model, x, xt, args, label, epochs)
-        pen = npae.penalties.Contractive(1.0).bind(model.encoder)
+        pen = npae.objectives.penalties.Contractive(1.0).bind(model.encoder)
         raw, ratio = sensitivity(model, xt, radii)
         rows.append({"lam": lam, "test_mse": C.test_mse(model, xt),
                      "jacobian": float(pen.jacobian_norms(model.encode(xt)).mean()),
                      "movement": float(raw[1]), "contraction": float(ratio[1]),
                      "raw_curve": raw, "contraction_curve": ratio})
         models[lam] = model
-        if lam == npae.families.CONTRACTIVE_LAM:
+        if lam == npae.models.families.CONTRACTIVE_LAM:
             main_history, seconds = history, s
     for r in rows:
         print(f"lam {r['lam']:<8g} test MSE {r['test_mse']:.5f}  mean ||J||_F^2 {r['jacobian']:8.2f}  "
               f"code movement per unit input (|d| = 0.1) {r['movement']:.3f}, contraction ratio {r['contraction']:.3f}")
-    default = next(r for r in rows if r["lam"] == npae.families.CONTRACTIVE_LAM)
+    default = next(r for r in rows if r["lam"] == npae.models.families.CONTRACTIVE_LAM)
     base = rows[0]
     spectra = [jacobian_spectrum(models[r["lam"]], xt) for r in rows]
     plot_sensitivity(rows, radii, spectra, args.out / "contractive_sensitivity.png")
-    model = models[npae.families.CONTRACTIVE_LAM]
+    model = models[npae.models.families.CONTRACTIVE_LAM]
     C.save_reconstructions([xt[:10], models[0.0].reconstruct(xt[:10]), model.reconstruct(xt[:10])],
                            ["input", "ordinary", "contractive"], args.out / "contractive_reconstructions.png",
-                           f"ordinary vs contractive (lam {npae.families.CONTRACTIVE_LAM:g})")
+                           f"ordinary vs contractive (lam {npae.models.families.CONTRACTIVE_LAM:g})")
     C.save_loss_curves(main_history, args.out / "contractive_loss.png", "contractive autoencoder")
     return {"test_mse": default["test_mse"], "seconds": seconds, "epochs": epochs, "lam": default["lam"],
             "mse_ordinary": base["test_mse"], "jacobian": default["jacobian"], "jacobian_ordinary": base["jacobian"],

@@ -16,7 +16,7 @@ QUICK_EPOCHS = 2
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
     epochs = C.epochs(args, QUICK_EPOCHS)
-    model = npae.families.convolutional(rng=np.random.default_rng(args.seed))
+    model = npae.models.conv_families.convolutional(rng=np.random.default_rng(args.seed))
     history, seconds = C.train(model, x, xt, args, "convolutional", epochs)
     mse = C.test_mse(model, xt)
     C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],
@@ -25,7 +25,7 @@ def run(args):
     C.save_loss_curves(history, args.out / "convolutional_loss.png", "convolutional autoencoder")
     result = {"test_mse": mse, "seconds": seconds, "epochs": epochs, "params": model.n_params()}
     if not args.quick or args.limit:  # a quick look leaves the comparison to the full run (its minute is spent)
-        variant = npae.families.convolutional(upsample="transpose", downsample="stride", batchnorm=True,
+        variant = npae.models.conv_families.convolutional(upsample="transpose", downsample="stride", batchnorm=True,
                                               rng=np.random.default_rng(args.seed), name="convolutional-next")
         _, v_seconds = C.train(variant, x, xt, args, "convolutional: stride down, transpose up, BatchNorm", epochs)
         v_mse = C.test_mse(variant, xt)

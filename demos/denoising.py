@@ -17,12 +17,12 @@ QUICK_EPOCHS = 1
 def run(args):
     (x, _), (xt, _), _ = C.setup(args)
     epochs = C.epochs(args, QUICK_EPOCHS)
-    model = npae.families.denoising(rng=np.random.default_rng(args.seed))
+    model = npae.models.conv_families.denoising(rng=np.random.default_rng(args.seed))
     history, seconds = C.train(model, x, xt, args, "denoising", epochs)
     noisy = model.noise(xt, np.random.default_rng(npae.train.VALIDATION_SEED))
     out = model.reconstruct(noisy)
-    mse_noisy = float(npae.losses.mse(noisy, xt)[0])
-    mse_out = float(npae.losses.mse(out, xt)[0])
+    mse_noisy = float(npae.objectives.losses.mse(noisy, xt)[0])
+    mse_out = float(npae.objectives.losses.mse(out, xt)[0])
     print(f"MSE against the clean test images: noisy inputs {mse_noisy:.4f}, denoised outputs {mse_out:.4f}")
     C.save_reconstructions([noisy[:10], out[:10], xt[:10]], ["noisy", "output", "clean"],
                            args.out / "denoising_rows.png",

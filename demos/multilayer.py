@@ -18,14 +18,14 @@ QUICK_EPOCHS = 8
 
 def two_unit_model(rng):
     """784 -> 128 ReLU -> 2 (linear: a ReLU could switch a unit of a 2-D map off) -> 128 ReLU -> 784 sigmoid."""
-    return npae.families.multilayer((128, 2, 128), code_activation="linear", rng=rng, name="multilayer-2d")
+    return npae.models.families.multilayer((128, 2, 128), code_activation="linear", rng=rng, name="multilayer-2d")
 
 
 def run(args):
     (x, _), (xt, yt), _ = C.setup(args)
     epochs = C.epochs(args, QUICK_EPOCHS)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
-    model = npae.families.multilayer(rng=np.random.default_rng(args.seed))
+    model = npae.models.families.multilayer(rng=np.random.default_rng(args.seed))
     history, seconds = C.train(model, x, xt, args, "multilayer", epochs)
     mse = C.test_mse(model, xt)
     C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],

@@ -34,7 +34,7 @@ def run(args):
     (x, _), (xt, _), _ = C.setup(args)
     epochs = C.epochs(args, QUICK_EPOCHS)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
-    model = npae.families.ordinary(code=64, rng=np.random.default_rng(args.seed))
+    model = npae.models.families.ordinary(code=64, rng=np.random.default_rng(args.seed))
     history, seconds = C.train(model, x, xt, args, "ordinary", epochs)
     mse = C.test_mse(model, xt)
     C.save_reconstructions([xt[:10], model.reconstruct(xt[:10])], ["input", "output"],
@@ -47,7 +47,7 @@ def run(args):
     for k in CODE_SIZES:
         lin = linear_autoencoder(k, np.random.default_rng(args.seed))
         npae.fit(lin, x, epochs=sweep, batch_size=args.batch_size, rng=np.random.default_rng(args.seed), verbose=False)
-        nonlin = npae.families.ordinary(code=k, rng=np.random.default_rng(args.seed))
+        nonlin = npae.models.families.ordinary(code=k, rng=np.random.default_rng(args.seed))
         npae.fit(nonlin, x, epochs=sweep, batch_size=args.batch_size, rng=np.random.default_rng(args.seed),
                  verbose=False)
         rows.append((k, pca_mse(pca, xt, k), C.test_mse(lin, xt), C.test_mse(nonlin, xt)))

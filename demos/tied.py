@@ -19,7 +19,7 @@ def run(args):
     (x, _), (xt, _), _ = C.setup(args)
     epochs = C.epochs(args, QUICK_EPOCHS)
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
-    A = npae.families
+    A = npae.models.families
     rows, models = [], {}
     for label, make in (("ordinary, 784-64-784", lambda rng: A.ordinary(rng=rng)),
                         ("ordinary, tied", lambda rng: A.ordinary(tied=True, rng=rng)),

@@ -26,7 +26,7 @@ def run(args):
     x, xt = x.reshape(len(x), 784), xt.reshape(len(xt), 784)
     results = {}
     for latent in (2, 16):
-        model = npae.families.vae(latent, rng=np.random.default_rng(args.seed))
+        model = npae.models.families.vae(latent, rng=np.random.default_rng(args.seed))
         history, seconds = C.train(model, x, xt, args, f"VAE, latent {latent}", epochs)
         terms = model.evaluate(xt, rng=np.random.default_rng(npae.train.VALIDATION_SEED))
         results[latent] = {"model": model, "history": history, "seconds": seconds, **terms,

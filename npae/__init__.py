@@ -1,61 +1,58 @@
 """npae: autoencoders from scratch in NumPy, with hand-written and gradient-checked backward passes.
 
-The reading order of the package: core (Param, Layer, Sequential) -> layers, activations ->
-windows, conv, pooling (and reference, the loop definitions) -> losses, penalties, noise ->
-optim, init -> gradcheck -> autoencoders, vae -> families -> train, io -> datasets.
+The package, floor by floor (a module imports only from its own floor and those below;
+tests/test_structure.py checks it, docs/README.md gives the reading order):
+
+- the root: ``core`` (Param, Layer, Sequential, the layer registry), ``init``, ``registry``,
+  ``converters`` (what each layer becomes in PyTorch, declared beside the layer);
+- ``nn``: the layers, their loop definitions (``nn.reference``) and fast kernels (``nn.kernels``);
+- ``objectives``: losses, penalties, noise; ``optim``: SGD, Adam;
+- ``models``: Model, Autoencoder, VAE and the families; ``checks``: the gradient checker and suite;
+- ``files``: save and load, PyTorch export, safetensors; ``data``: datasets, IDX, your own images;
+- ``train``: fit; ``cli``: ``python -m npae``, which nothing imports.
 """
 
-from . import (
-    activations,
-    autoencoders,
-    batchnorm,
-    conv,
-    core,
-    datasets,
-    download,
-    dropout,
-    export,
-    families,
-    gradcheck,
-    images,
-    init,
-    io,
-    layers,
-    losses,
-    noise,
-    optim,
-    penalties,
-    pooling,
-    reference,
-    train,
-    vae,
-    windows,
-)
+from . import checks, core, data, files, init, models, nn, objectives, optim, train
+from ._deprecated import __getattr__  # noqa: F401 (the module paths of 0.2 and the names of 0.1, for one release)
 from ._version import __version__
-from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
-from .autoencoders import Autoencoder, Model
-from .batchnorm import BatchNorm1D, BatchNorm2D
-from .conv import Conv2D, ConvTranspose2D
+from .checks import check_layer
 from .core import Layer, Param, Sequential
-from .datasets import DataError, Dataset, load_fashion_mnist, load_mnist
-from .dropout import Dropout
-from .families import FAMILIES
-from .images import load_images
+from .data import DataError, Dataset, load_fashion_mnist, load_images, load_mnist
+from .files import ModelFileError, from_torch_state_dict, load, save, save_safetensors, to_torch
 from .init import glorot_uniform, he_normal
-from .io import ModelFileError, load, save
-from .layers import Dense, Flatten, Reshape, TiedDense
-from .losses import bce, mse
+from .models import FAMILIES, VAE, Autoencoder, Model
+from .nn import (
+    ELU,
+    GELU,
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    ConvTranspose2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sigmoid,
+    Softplus,
+    Tanh,
+    TiedDense,
+    UpSampling2D,
+)
+from .objectives import bce, mse
 from .optim import SGD, Adam
-from .pooling import AvgPool2D, MaxPool2D, UpSampling2D
 from .train import History, fit
-from .vae import VAE
 
 __all__ = [
-    "__version__", "activations", "Adam", "Autoencoder", "autoencoders", "AvgPool2D", "batchnorm", "BatchNorm1D",
-    "BatchNorm2D", "bce", "conv", "Conv2D", "ConvTranspose2D", "core", "DataError", "Dataset", "datasets", "Dense",
-    "download", "Dropout", "dropout", "ELU", "export", "FAMILIES", "families", "fit", "Flatten", "GELU",
-    "glorot_uniform", "gradcheck", "he_normal", "History", "Identity", "images", "init", "io", "Layer", "layers",
-    "LeakyReLU", "load", "load_fashion_mnist", "load_images", "load_mnist", "losses", "MaxPool2D", "Model",
-    "ModelFileError", "mse", "noise", "optim", "Param", "penalties", "pooling", "reference", "ReLU", "Reshape", "save",
-    "Sequential", "SGD", "Sigmoid", "Softplus", "Tanh", "TiedDense", "train", "UpSampling2D", "VAE", "vae", "windows",
+    "__version__", "Adam", "Autoencoder", "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "bce", "check_layer", "checks",
+    "Conv2D", "ConvTranspose2D", "core", "data", "DataError", "Dataset", "Dense", "Dropout", "ELU", "FAMILIES",
+    "files", "fit", "Flatten", "from_torch_state_dict", "GELU", "glorot_uniform", "he_normal", "History", "Identity",
+    "init", "Layer", "LeakyReLU", "load", "load_fashion_mnist", "load_images", "load_mnist", "MaxPool2D", "Model",
+    "ModelFileError", "models", "mse", "nn", "objectives", "optim", "Param", "ReLU", "Reshape", "save",
+    "save_safetensors", "Sequential", "SGD", "Sigmoid", "Softplus", "Tanh", "TiedDense", "to_torch", "train",
+    "UpSampling2D", "VAE",
 ]

@@ -8,7 +8,9 @@ NumPy broadcasting traceback to learn that a shape was wrong.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -194,3 +196,25 @@ def input_shape(input_shape: Sequence[int], where: str) -> tuple:
     if len(shape) not in (1, 3) or min(shape) < 1:
         raise ValueError(f"{where}: input_shape must be (D,) or (C, H, W) of positive ints, got {input_shape!r}")
     return shape
+
+
+def renamed_keywords(**renames: str) -> Callable:
+    """A decorator for a function whose keywords were renamed (``latent="code"``): the old name
+    still works for one release, with a DeprecationWarning naming the new one; both at once is a
+    TypeError. ``inspect.signature`` (which the command line reads) shows the new names."""
+
+    def wrap(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def call(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{f.__name__}: {old}= is the old name of {new}=; give {new}= alone")
+                    warnings.warn(f"{f.__name__}({old}=...) is {f.__name__}({new}=...) since npae 0.3.0; the old "
+                                  "keyword goes in 0.4.0", DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return f(*args, **kwargs)
+
+        return call
+
+    return wrap

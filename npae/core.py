@@ -41,6 +41,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import _checks
+from .converters import converts
 from .registry import Registry
 
 #: every layer class, by name (what a saved model's description may name)
@@ -365,3 +366,9 @@ class Sequential(Layer):
             return "Sequential()"
         inner = "\n".join(f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+@converts(Sequential, children=lambda s: [(str(i), c) for i, c in enumerate(s.layers)])
+def _sequential_to_torch(layer, ctx):
+    """``nn.Sequential`` of the converted layers."""
+    return ctx.nn.Sequential(*[ctx.convert(child, str(i)) for i, child in enumerate(layer.layers)])

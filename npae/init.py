@@ -68,7 +68,7 @@ def full(shape: int | Sequence[int], value: float, dtype: type | np.dtype | str 
 
 # -- a bound on what building a model may allocate ---------------------------------------------
 # Loading a file builds the model it describes. The file's own arrays say how many numbers
-# the model holds; building it may allocate no more (``npae.io`` sets the budget), so a
+# the model holds; building it may allocate no more (``npae.files.io`` sets the budget), so a
 # description that names a layer of 10**9 units is refused before anything that size exists.
 _budget = threading.local()
 

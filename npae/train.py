@@ -1,7 +1,7 @@
 """The training loop: shuffled mini-batches, one optimizer step per batch, a history of
 every term of the objective per epoch, progress, checkpoints and exact resume.
 
-``fit(model, x, ...)`` trains any model with the protocol of :class:`npae.autoencoders.Model`
+``fit(model, x, ...)`` trains any model with the protocol of :class:`npae.models.autoencoders.Model`
 (``loss_and_grads``, ``evaluate``, ``TERMS``, ``as_batch``, ``named_params``).
 
 Reproducibility: everything random in a run (the shuffling and the noise of a
@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from . import _checks, io
+from . import _checks
+from .files import io
 from .optim import Adam, Optimizer
 
 if TYPE_CHECKING:
-    from .autoencoders import Model
+    from .models.autoencoders import Model
 
 VALIDATION_SEED = 0
 

@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, assume, settings
 from hypothesis import strategies as st
 
 import npae
-from npae import reference as ref
 from npae.core import away_from_zero
+from npae.nn import reference as ref
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 paddings = st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2))

@@ -6,10 +6,11 @@ import pytest
 from tolerances import assert_close
 
 import npae
-from npae import families as A
-from npae.gradcheck import check_model
-from npae.noise import GaussianNoise, MaskingNoise
-from npae.penalties import L1Activity, WeightDecay
+from npae.checks.gradcheck import check_model
+from npae.models import conv_families as CF
+from npae.models import families as A
+from npae.objectives.noise import GaussianNoise, MaskingNoise
+from npae.objectives.penalties import L1Activity, WeightDecay
 
 
 def away_from_kinks(model, rng):
@@ -93,8 +94,8 @@ def test_denoising_compares_with_the_clean_input():
     terms = model.loss_and_grads(x, np.random.default_rng(7))
     noisy = GaussianNoise(0.5)(x, np.random.default_rng(7))
     x_hat = model.decode(model.encoder.forward(noisy, training=False))
-    assert terms["reconstruction"] == pytest.approx(npae.losses.mse(x_hat, x)[0], rel=1e-12)
-    assert terms["reconstruction"] != pytest.approx(npae.losses.mse(x_hat, noisy)[0], rel=1e-3)
+    assert terms["reconstruction"] == pytest.approx(npae.objectives.losses.mse(x_hat, x)[0], rel=1e-12)
+    assert terms["reconstruction"] != pytest.approx(npae.objectives.losses.mse(x_hat, noisy)[0], rel=1e-3)
     # inference never adds noise
     np.testing.assert_array_equal(model.reconstruct(x), model.reconstruct(x))
     with pytest.raises(ValueError, match="rng"):
@@ -102,9 +103,9 @@ def test_denoising_compares_with_the_clean_input():
 
 
 def test_family_shapes_and_defaults():
-    conv = A.convolutional(rng=np.random.default_rng(0))
+    conv = CF.convolutional(rng=np.random.default_rng(0))
     assert conv.code_shape == (8, 4, 4) and conv.input_shape == (1, 28, 28)
-    den = A.denoising(rng=np.random.default_rng(0))
+    den = CF.denoising(rng=np.random.default_rng(0))
     assert den.code_shape == (32, 7, 7) and isinstance(den.noise, GaussianNoise) and den.noise.std == 0.5
     ml = A.multilayer(rng=np.random.default_rng(0))
     assert ml.code_shape == (64,)
@@ -130,7 +131,7 @@ def test_pool_then_relu_is_relu_then_pool_bit_for_bit(dtype, ties):
     dy = rng.standard_normal(y.shape).astype(dtype)
     np.testing.assert_array_equal(swapped.backward(dy), article.backward(dy))
 
-    model = A.convolutional(rng=np.random.default_rng(0), dtype=dtype)
+    model = CF.convolutional(rng=np.random.default_rng(0), dtype=dtype)
     layers = list(model.encoder.layers)
     assert [type(layer).__name__ for layer in layers] == ["Conv2D", "MaxPool2D", "ReLU"] * 3
     for i in (1, 4, 7):  # the article's order, same layer objects
@@ -152,7 +153,7 @@ def test_inference_in_batches_is_one_pass():
     results of one pass over all of it."""
     rng = np.random.default_rng(0)
     x = rng.random((7, 1, 28, 28))
-    for model in (A.convolutional(rng=np.random.default_rng(0), dtype=np.float64),
+    for model in (CF.convolutional(rng=np.random.default_rng(0), dtype=np.float64),
                   A.vae(latent=3, hidden=16, input_shape=(1, 28, 28), rng=np.random.default_rng(0), dtype=np.float64)):
         for method, arg in (("encode", x), ("decode", model.encode(x, batch_size=7)), ("reconstruct", x)):
             whole = getattr(model, method)(arg, batch_size=7)
@@ -183,12 +184,12 @@ def test_shapes_are_never_reinterpreted():
         flat_model.reconstruct(x[:4])
     with pytest.raises(ValueError, match=r"\(N, 784\)"):
         flat_model.reconstruct(np.zeros((4, 100), np.float32))
-    colour = A.convolutional(input_shape=(3, 32, 32), rng=np.random.default_rng(0))
+    colour = CF.convolutional(input_shape=(3, 32, 32), rng=np.random.default_rng(0))
     channels_last = np.zeros((2, 32, 32, 3), np.float32)
     with pytest.raises(ValueError, match=r"\(N, 3, 32, 32\).*got \(2, 32, 32, 3\).*transpose\(0, 3, 1, 2\)"):
         colour.reconstruct(channels_last)
     with pytest.raises(ValueError, match=r"got \(2, 7, 112\)"):
-        A.convolutional(rng=np.random.default_rng(0)).reconstruct(np.zeros((2, 7, 112), np.float32))
+        CF.convolutional(rng=np.random.default_rng(0)).reconstruct(np.zeros((2, 7, 112), np.float32))
     assert colour.reconstruct(channels_last.transpose(0, 3, 1, 2)).shape == (2, 3, 32, 32)
 
 
@@ -204,7 +205,7 @@ def test_inference_converts_another_float_dtype_once_training_stays_strict():
 
 
 def test_flat_codes():
-    model = A.convolutional(rng=np.random.default_rng(0))
+    model = CF.convolutional(rng=np.random.default_rng(0))
     x = npae.load_mnist()[1][0][:3]
     h = model.encode(x)
     assert h.shape == (3, 8, 4, 4) and model.encode(x, flat=True).shape == (3, 128)
@@ -230,7 +231,7 @@ def test_evaluate_is_the_mean_over_all_elements_whatever_the_batch_size():
     # products of another batch size (~1e-16 relative): 1e-12 is far above that
     assert a["reconstruction"] == pytest.approx(b["reconstruction"], rel=1e-12)
     assert a["code_penalty"] == pytest.approx(b["code_penalty"], rel=1e-12)
-    assert b["reconstruction"] == pytest.approx(npae.losses.mse(model.reconstruct(x), x)[0], rel=1e-12)
+    assert b["reconstruction"] == pytest.approx(npae.objectives.losses.mse(model.reconstruct(x), x)[0], rel=1e-12)
 
 
 def short_training(model, steps, seed):
@@ -241,7 +242,7 @@ def short_training(model, steps, seed):
         model.loss_and_grads(x[rng.integers(0, len(x), 64)], rng)
         opt.step()
     out = model.reconstruct(xt[:200])
-    return npae.losses.mse(out, xt[:200])[0], float(out.std(axis=0).mean())
+    return npae.objectives.losses.mse(out, xt[:200])[0], float(out.std(axis=0).mean())
 
 
 def plateaus():
@@ -254,7 +255,7 @@ def plateaus():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_convolutional_trains_with_mse(seed):
     """The design fix (output bias at the mean intensity): MSE + Adam leaves the all-black plateau."""
-    mse, spread = short_training(A.convolutional(rng=np.random.default_rng(seed)), 100, seed)
+    mse, spread = short_training(CF.convolutional(rng=np.random.default_rng(seed)), 100, seed)
     black, mean_image = plateaus()
     assert mse < mean_image  # better than the mean image (0.062) and far from black (0.101); 0.042 is typical
     assert spread > 0.05  # the output depends on the input (0.10 is typical; collapsed: < 0.001)
@@ -263,7 +264,7 @@ def test_convolutional_trains_with_mse(seed):
 @pytest.mark.slow
 def test_article_initialization_collapses_with_mse():
     """The finding behind the fix: Glorot weights and a zero output bias saturate to black."""
-    mse, spread = short_training(A.convolutional(rng=np.random.default_rng(0), output_bias=0.0), 100, 0)
+    mse, spread = short_training(CF.convolutional(rng=np.random.default_rng(0), output_bias=0.0), 100, 0)
     black, mean_image = plateaus()
     assert mse > 0.97 * black > 1.4 * mean_image  # at the all-black loss, far above the mean image's
     assert spread < 0.01  # the output no longer depends on the input

@@ -9,10 +9,10 @@ import pytest
 from tolerances import assert_adjoint, assert_close, assert_sums_close, unit_roundoff
 
 import npae
-from npae import families as A
-from npae.gradcheck import check_model
-from npae.layers import Dense, TiedDense
-from npae.penalties import Contractive
+from npae.checks.gradcheck import check_model
+from npae.models import families as A
+from npae.nn.layers import Dense, TiedDense
+from npae.objectives.penalties import Contractive
 from npae.train import fit
 
 X = npae.load_mnist(flatten=True)[0][0][:512]
@@ -130,7 +130,7 @@ def test_tied_errors(tmp_path):
     # a file whose tie points nowhere is refused, not half-loaded
     import json
 
-    from npae.io import META, ModelFileError, _model_arrays
+    from npae.files.io import META, ModelFileError, _model_arrays
     model = A.ordinary(8, tied=True)
     arrays = _model_arrays(model, "model")
     meta = json.loads(arrays[META].tobytes())

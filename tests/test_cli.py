@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import npae
-from npae.__main__ import main
+from npae.cli import main
 
 PRINTED_6 = 0.5e-6 * (1 + 1e-9)  # half the last of 6 printed decimals (and the rounding of that bound)
 
@@ -75,7 +75,7 @@ def test_every_registered_family_trains_from_the_command_line(family, tmp_path, 
 
 
 def test_png_writer(tmp_path):
-    from npae._png import image_grid, write_png
+    from npae.files.png import image_grid, write_png
 
     grid = image_grid([np.zeros((3, 4, 5)), np.ones((3, 4, 5))], scale=1)
     assert grid.shape == (2 * 6 + 2, 3 * 7 + 2) and grid.dtype == np.uint8
@@ -170,7 +170,7 @@ def test_runtime_mistakes_are_one_line_with_status_1(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(quick(tmp_path / "file")) == 1
     assert "is a file, not a folder" in error_line(capsys)
-    from npae.datasets import write_idx
+    from npae.data.idx import write_idx
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -222,6 +222,6 @@ def test_nan_made_inside_a_sequential_is_caught_by_the_loss():
     model = npae.Sequential(layer, npae.ReLU())
     y = model.forward(np.ones((1, 2), np.float32))  # 3e38 + 3e38 overflows to inf
     with pytest.raises(ValueError, match="mse: y_pred contains"):
-        npae.losses.mse(y, np.zeros_like(y))
+        npae.objectives.losses.mse(y, np.zeros_like(y))
     with pytest.raises(ValueError, match="NaN"):
         model.forward(np.full((1, 2), np.nan, np.float32))  # the input from outside is still scanned

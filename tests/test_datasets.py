@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import npae
-from npae import datasets
-from npae.datasets import FILES, DataError, load_fashion_mnist, load_mnist, read_idx, write_idx
+from npae.data import datasets
+from npae.data.datasets import FILES, DataError, load_fashion_mnist, load_mnist
+from npae.data.idx import read_idx, write_idx
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data is not beside the checkout")

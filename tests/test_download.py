@@ -11,10 +11,10 @@ import threading
 import numpy as np
 import pytest
 
-from npae import datasets
-from npae.__main__ import main
-from npae.datasets import FILES, DataError, Spec
-from npae.download import download
+from npae.cli import main
+from npae.data import datasets
+from npae.data.datasets import FILES, DataError, Spec
+from npae.data.download import download
 
 
 def tiny_files(seed=0):

@@ -106,7 +106,7 @@ def test_bad_constructor_arguments(call, exc, where, fragment):
         call()
 
 
-@pytest.mark.parametrize("loss", [npae.losses.mse, npae.losses.bce])
+@pytest.mark.parametrize("loss", [npae.objectives.losses.mse, npae.objectives.losses.bce])
 def test_losses_refuse_to_broadcast(loss):
     name = loss.__name__
     with raises(ValueError, name, "(4, 1)", "(4, 3)"):
@@ -119,26 +119,26 @@ def test_losses_refuse_to_broadcast(loss):
 
 def test_bce_range_checked():
     with raises(ValueError, "bce", "y_pred must lie in [0, 1]"):
-        npae.losses.bce(np.array([[1.5]]), np.array([[1.0]]))
+        npae.objectives.losses.bce(np.array([[1.5]]), np.array([[1.0]]))
     with raises(ValueError, "bce", "y must lie in [0, 1]"):
-        npae.losses.bce(np.array([[0.5]]), np.array([[2.0]]))
+        npae.objectives.losses.bce(np.array([[0.5]]), np.array([[2.0]]))
 
 
 def test_penalty_inputs_checked():
     with raises(ValueError, "L1Activity", "(N, K)"):
-        npae.penalties.L1Activity(0.1)(np.ones(3))
+        npae.objectives.penalties.L1Activity(0.1)(np.ones(3))
     with raises(ValueError, "KLSparsity", "[0, 1]"):
-        npae.penalties.KLSparsity(0.05, 1.0)(np.full((2, 3), 2.0))
+        npae.objectives.penalties.KLSparsity(0.05, 1.0)(np.full((2, 3), 2.0))
     with raises(ValueError, "KLSparsity", "rho"):
-        npae.penalties.KLSparsity(1.0, 1.0)
+        npae.objectives.penalties.KLSparsity(1.0, 1.0)
     with raises(ValueError, "L1Activity", "lam"):
-        npae.penalties.L1Activity(-0.1)
+        npae.objectives.penalties.L1Activity(-0.1)
 
 
 def test_noise_needs_a_generator():
     with raises(TypeError, "GaussianNoise", "numpy.random.Generator"):
-        npae.noise.GaussianNoise(0.5)(np.zeros((2, 2)), 0)
+        npae.objectives.noise.GaussianNoise(0.5)(np.zeros((2, 2)), 0)
     with raises(ValueError, "MaskingNoise", "[0, 1]"):
-        npae.noise.MaskingNoise(1.5)
+        npae.objectives.noise.MaskingNoise(1.5)
     with raises(ValueError, "GaussianNoise", "clip"):
-        npae.noise.GaussianNoise(0.5, clip=(1, 0))
+        npae.objectives.noise.GaussianNoise(0.5, clip=(1, 0))

@@ -1,4 +1,4 @@
-"""npae.export: models to PyTorch and back, and safetensors files written and read with NumPy alone.
+"""npae.files.export: models to PyTorch and back, and safetensors files written and read with NumPy alone.
 
 The torch tests skip without torch (``pytest.importorskip``, through the ``torch`` fixture); the
 safetensors writer and reader are NumPy's and their tests run everywhere (those that also read
@@ -32,10 +32,13 @@ from hypothesis import strategies as st
 from tolerances import assert_close
 
 import npae
-from npae import export
-from npae.__main__ import main
+from npae import converters
+from npae.cli import main
 from npae.core import LAYERS
-from npae.export import SafetensorsError, load_safetensors, save_safetensors, state_dict_arrays, write_safetensors
+from npae.files import export
+from npae.files.export import save_safetensors
+from npae.files.safetensors import SafetensorsError, load_safetensors, write_safetensors
+from npae.files.state_dict import state_dict_arrays
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -67,7 +70,7 @@ def chain_terms(layer) -> int:
         return 1  # x * alpha
     if name in EXACT:
         return 0
-    raise KeyError(f"chain_terms: count the additions of {name} (a new layer: see npae/export.py's docstring)")
+    raise KeyError(f"chain_terms: count the additions of {name} (a new layer: see npae/files/export.py's docstring)")
 
 
 def _has_torch() -> bool:
@@ -288,7 +291,7 @@ def test_which_torch_modules_the_padding_rules_become(torch):
     for case in sorted(FAMILY_CASES):
         modules = list(export.to_torch(family_model(case)).modules())
         assert {type(m).__module__.split(".")[0] for m in modules} == {"torch", "npae"}, case
-        own = {type(m).__name__ for m in modules if type(m).__module__ == "npae.export"}
+        own = {type(m).__name__ for m in modules if type(m).__module__ == "npae.files.export"}
         # strided "same" convolutions pad one side more (npae's, TensorFlow's rule): Conv2dSame
         allowed = {"TorchAutoencoder", "TorchVAE", "TiedLinear"} | ({"Conv2dSame"} if "variant" in case else set())
         assert own <= allowed, case
@@ -414,7 +417,7 @@ def test_a_layer_without_a_converter_is_a_type_error_naming_it(monkeypatch, tmp_
     rng = np.random.default_rng(0)
     model = npae.Sequential(npae.Dense(4, 3, rng=rng), Mystery())
     for fn in (state_dict_arrays, save_safetensors) + ((export.to_torch,) if _has_torch() else ()):
-        with pytest.raises(TypeError, match=r"no converter for the layer class Mystery \(at 1\); npae.export.CONVER"):
+        with pytest.raises(TypeError, match=r"no converter for the layer class Mystery \(at 1\); npae.converters.CONV"):
             fn(model, *([tmp_path / "m.safetensors"] if fn is save_safetensors else []))
     assert not (tmp_path / "m.safetensors").exists()
     ae = npae.Autoencoder(npae.Sequential(npae.Dense(4, 3, rng=rng), npae.Sequential(npae.ReLU(), Mystery())),
@@ -427,14 +430,14 @@ def test_a_layer_without_a_converter_is_a_type_error_naming_it(monkeypatch, tmp_
 
     with pytest.raises(TypeError, match="no converter for the layer class Dense"):
         state_dict_arrays(Dense(3, 2, rng=rng))
-    monkeypatch.delitem(export.CONVERTERS, "Tanh")
+    monkeypatch.delitem(converters.CONVERTERS, "Tanh")
     with pytest.raises(TypeError, match="no converter for the npae layer class Tanh"):
         state_dict_arrays(npae.Sequential(npae.Tanh()))
 
 
 def test_a_converter_table_that_misses_a_parameter_is_caught(monkeypatch):
-    monkeypatch.setitem(export.CONVERTERS, "Dense", export.Converter(npae.export_table._convert_dense,
-                                                                     {"W": ("weight", export.TRANSPOSED)}))
+    dense = converters.CONVERTERS["Dense"]
+    monkeypatch.setitem(converters.CONVERTERS, "Dense", dense._replace(state={"W": ("weight", converters.TRANSPOSED)}))
     with pytest.raises(TypeError, match=r"the converter of Dense lists \['W'\] but the layer has \['W', 'b'\]"):
         state_dict_arrays(npae.Dense(3, 2))
 
@@ -466,7 +469,7 @@ def test_without_torch_a_clear_error_says_how_to_install_it(monkeypatch, tmp_pat
 
 
 def test_npae_export_imports_torch_only_inside_functions():
-    """``import npae`` never needs torch: no import of torch at the top level of npae/export.py
+    """``import npae`` never needs torch: no import of torch at the top level of npae/files/export.py
     (but under TYPE_CHECKING, which never runs), nor anywhere else in the package."""
     for path in sorted((ROOT / "npae").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -484,10 +487,10 @@ def test_import_npae_and_export_a_file_without_torch(tmp_path):
     import subprocess
 
     code = ("import sys; sys.modules['torch'] = None; sys.modules['safetensors'] = None\n"
-            "import numpy as np, npae, npae.export as e\n"
-            "m = npae.families.ordinary(rng=np.random.default_rng(0))\n"
+            "import numpy as np, npae, npae.files as e\n"
+            "m = npae.models.families.ordinary(rng=np.random.default_rng(0))\n"
             "npae.save(m, 'm.npz')\n"
-            "from npae.__main__ import main\n"
+            "from npae.cli import main\n"
             "assert main(['export', 'm.npz', 'm.safetensors']) == 0\n"
             "print(sorted(e.load_safetensors('m.safetensors')[0]))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
@@ -536,7 +539,7 @@ def test_safetensors_round_trip_is_bit_identical_and_rebuilds_the_architecture(c
     for name in expected:
         assert arrays[name].dtype == expected[name].dtype
         np.testing.assert_array_equal(arrays[name], expected[name])
-    rebuilt = npae.io.build(json.loads(meta["npae_model"]))
+    rebuilt = npae.files.io.build(json.loads(meta["npae_model"]))
     export.from_torch_state_dict(rebuilt, arrays)
     x = inputs_for(model)
     np.testing.assert_array_equal(rebuilt.reconstruct(x), model.reconstruct(x))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import npae
-from npae.gradcheck import check_function, check_layer, numerical_gradient, rel_error
+from npae.checks.gradcheck import check_function, check_layer, numerical_gradient, rel_error
 
 
 class DenseForgetsBatchSum(npae.Dense):
@@ -103,7 +103,7 @@ def test_checker_passes_the_correct_versions():
 
 def test_checker_fails_on_wrong_function_gradient():
     def half_mse(p):
-        value, grad = npae.losses.mse(p, np.zeros_like(p))
+        value, grad = npae.objectives.losses.mse(p, np.zeros_like(p))
         return value, grad / 2
 
     report = check_function(half_mse, np.random.default_rng(0).standard_normal((3, 4)))

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from strategies import SETTINGS, conv_cases, pool_cases
 
 import npae
-from npae import suite
-from npae.gradcheck import KINKED, SMOOTH, away_from_zero, check_function, check_layer, distinct_values
+from npae.checks import suite
+from npae.checks.gradcheck import KINKED, SMOOTH, away_from_zero, check_function, check_layer, distinct_values
 
 
 def assert_passes(report, threshold):
@@ -90,7 +90,7 @@ def test_losses(shape, seed):
     rng = np.random.default_rng(seed)
     y = rng.uniform(0, 1, shape)
     p = rng.uniform(0.02, 0.98, shape)
-    for loss in (npae.losses.mse, npae.losses.bce):
+    for loss in (npae.objectives.losses.mse, npae.objectives.losses.bce):
         report = check_function(lambda q, loss=loss: loss(q, y), p)
         assert_passes(report, SMOOTH)
 
@@ -100,12 +100,12 @@ def test_losses(shape, seed):
        beta=st.floats(0.1, 5.0), seed=st.integers(0, 2**31))
 def test_penalties(n, k, lam, rho, beta, seed):
     rng = np.random.default_rng(seed)
-    l1 = npae.penalties.L1Activity(lam)
+    l1 = npae.objectives.penalties.L1Activity(lam)
     assert_passes(check_function(l1, away_from_zero((n, k), rng), threshold=KINKED, kink=l1.kink_state), KINKED)
-    kl = npae.penalties.KLSparsity(rho, beta)
+    kl = npae.objectives.penalties.KLSparsity(rho, beta)
     assert_passes(check_function(kl, rng.uniform(0.05, 0.95, (n, k))), SMOOTH)
     layer = npae.Dense(k, 3, rng=rng, dtype=np.float64)
-    wd = npae.penalties.WeightDecay(lam)
+    wd = npae.objectives.penalties.WeightDecay(lam)
 
     def f(w):
         layer.params["W"].value = w
@@ -146,7 +146,7 @@ def test_builtin_suite_passes():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cli_gradcheck_exit_code(seed, capsys):
-    from npae.__main__ import main
+    from npae.cli import main
 
     assert main(["gradcheck", "--seed", str(seed)]) == 0
     out = capsys.readouterr().out

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import npae
-from npae.io import META, ModelFileError
+from npae.files.io import META, ModelFileError
 
 #: the most a load of a small file may allocate: the model itself (~100 KB here), building's
 #: allowance beyond what the file stores (2**20 values and their gradients, 8 MiB) and the
@@ -27,7 +27,7 @@ def tiny_model():
     rng = np.random.default_rng(0)
     return npae.Autoencoder(npae.Sequential(npae.Dense(12, 4, rng=rng), npae.ReLU()),
                             npae.Sequential(npae.Dense(4, 12, rng=rng), npae.Sigmoid()),
-                            loss="bce", code_penalty=npae.penalties.L1Activity(0.1), input_shape=(12,), name="tiny")
+                            loss="bce", code_penalty=npae.objectives.L1Activity(0.1), input_shape=(12,), name="tiny")
 
 
 def npy(array=None, *, shape=None, descr=None, fortran=False, payload=None, version=(1, 0)) -> bytes:
@@ -45,7 +45,7 @@ def npy(array=None, *, shape=None, descr=None, fortran=False, payload=None, vers
 
 def members_of(model) -> dict:
     """The members save() writes, as .npy bytes."""
-    arrays = npae.io._model_arrays(model, "model")
+    arrays = npae.files.io._model_arrays(model, "model")
     return {f"{k}.npy": npy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
 
@@ -184,13 +184,13 @@ def test_save_refuses_what_load_could_not_read(tmp_path):
     with pytest.raises(ValueError, match="not in npae's registry"):
         npae.save(npae.Sequential(Mine(3, 2)), tmp_path / "mine.npz")
 
-    class MyPenalty(npae.penalties.L1Activity):
+    class MyPenalty(npae.objectives.penalties.L1Activity):
         pass
 
     model = npae.Autoencoder(npae.Dense(3, 2), npae.Dense(2, 3), code_penalty=MyPenalty(0.1))
     with pytest.raises(ValueError, match="MyPenalty"):
         npae.save(model, tmp_path / "pen.npz")
-    custom = npae.Autoencoder(npae.Dense(3, 2), npae.Dense(2, 3), loss=npae.losses.mse)
+    custom = npae.Autoencoder(npae.Dense(3, 2), npae.Dense(2, 3), loss=npae.objectives.losses.mse)
     with pytest.raises(ValueError, match="custom loss"):
         npae.save(custom, tmp_path / "loss.npz")
     assert not list(tmp_path.iterdir())  # nothing was written
@@ -255,7 +255,7 @@ def check_outcome(path):
     # a load that succeeds gives the model the file describes, with the file's arrays
     with zipfile.ZipFile(path) as z:
         meta = json.loads(np.lib.format.read_array(z.open(f"{META}.npy")).tobytes())
-        assert outcome.config() == npae.io.build(meta["model"]).config()
+        assert outcome.config() == npae.files.io.build(meta["model"]).config()
         for name, p in outcome.named_params():
             np.testing.assert_array_equal(p.value, np.lib.format.read_array(z.open(f"param/{name}.npy")))
     return outcome

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import npae
-from npae.__main__ import main
-from npae.datasets import DataError
+from npae.cli import main
+from npae.data.datasets import DataError
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data is not beside the checkout")
@@ -121,14 +121,14 @@ def test_other_files_are_refused_with_what_is_read(tmp_path):
 
 # -- named by their content -----------------------------------------------------------------------
 def test_the_sample_is_mnist_and_not_fashion():
-    sample = npae.datasets.SAMPLE_DIR
+    sample = npae.data.datasets.SAMPLE_DIR
     assert npae.load_images(sample).is_sample
     with pytest.raises(DataError, match="npae's MNIST sample"):
         npae.load_fashion_mnist(path=sample)
 
 
 def test_someone_elses_idx_files_are_not_called_mnist(tmp_path):
-    from npae.datasets import write_idx
+    from npae.data.idx import write_idx
 
     for prefix, n in (("train", 6), ("t10k", 2)):
         write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", grey(n, 28, 28))

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import npae
-from npae import families as A
-from npae.io import META, ModelFileError
-from npae.noise import GaussianNoise
-from npae.penalties import L1Activity
+from npae.files.io import META, ModelFileError
+from npae.models import conv_families as CF
+from npae.models import families as A
+from npae.objectives.noise import GaussianNoise
+from npae.objectives.penalties import L1Activity
 from npae.train import fit
 
 X = npae.load_mnist(flatten=True)[0][0][:600]
@@ -338,7 +339,7 @@ def test_killing_the_process_mid_save_leaves_a_loadable_file(tmp_path):
     npae.save(A.multilayer(rng=np.random.default_rng(0)), path)
     script = textwrap.dedent(f"""
         import numpy as np, npae, sys
-        model = npae.families.multilayer(rng=np.random.default_rng(1))
+        model = npae.models.families.multilayer(rng=np.random.default_rng(1))
         print("ready", flush=True)
         while True:
             npae.save(model, {str(path)!r})
@@ -360,7 +361,7 @@ def test_killing_the_process_mid_save_leaves_a_loadable_file(tmp_path):
 def test_checkpoint_holds_everything(tmp_path):
     model = small()
     fit(model, X, epochs=1, checkpoint=tmp_path / "ck.npz", rng=np.random.default_rng(0), verbose=False)
-    state = npae.io.load_checkpoint(tmp_path / "ck.npz")
+    state = npae.files.io.load_checkpoint(tmp_path / "ck.npz")
     assert state["epoch"] == 1 and len(state["history"]["rows"]) == 1
     assert state["optimizer"] is npae.optim.Adam and int(state["optimizer_state"]["step"]) == 5  # 600 / 128
     assert state["rng_state"]["bit_generator"] == "PCG64"
@@ -422,7 +423,7 @@ def test_healthy_training_is_not_reported(recwarn):
 @pytest.mark.slow
 def test_the_conv_collapse_to_black_is_reported():
     (x, _), (xt, _) = npae.load_mnist()
-    model = A.convolutional(rng=np.random.default_rng(0), output_bias=0.0)
+    model = CF.convolutional(rng=np.random.default_rng(0), output_bias=0.0)
     with pytest.warns(RuntimeWarning, match="stalled"):
         history = fit(model, x[:3000], epochs=3, validation_data=xt[:500], rng=np.random.default_rng(0), verbose=False)
     assert history.warnings and "no longer depend on the input" in history.warnings[0]

@@ -10,8 +10,8 @@ import pytest
 from tolerances import unit_roundoff
 
 import npae
-from npae.losses import bce, mse, one_hot, softmax_cross_entropy
-from npae.penalties import KLSparsity, L1Activity, WeightDecay
+from npae.objectives.losses import bce, mse, one_hot, softmax_cross_entropy
+from npae.objectives.penalties import KLSparsity, L1Activity, WeightDecay
 
 
 def test_mse_is_mean_over_all_elements():
@@ -55,9 +55,9 @@ def test_softmax_cross_entropy_finite_for_huge_logits_and_one_hot():
 def test_softmax_cross_entropy_gradient_check_and_refusals():
     rng = np.random.default_rng(3)
     y = rng.dirichlet(np.ones(4), 6)
-    report = npae.gradcheck.check_function(lambda z: softmax_cross_entropy(z, y), 2 * rng.standard_normal((6, 4)))
+    report = npae.checks.check_function(lambda z: softmax_cross_entropy(z, y), 2 * rng.standard_normal((6, 4)))
     assert report.passed, report
-    wrong = npae.gradcheck.check_function(lambda z: (softmax_cross_entropy(z, y)[0],
+    wrong = npae.checks.check_function(lambda z: (softmax_cross_entropy(z, y)[0],
                                                      softmax_cross_entropy(z, y)[1] * 6), rng.standard_normal((6, 4)))
     assert not wrong.passed  # the sum over the batch instead of the mean is caught
     with pytest.raises(ValueError, match="probability vector"):

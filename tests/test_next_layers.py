@@ -1,5 +1,5 @@
 """The layers a conv-autoencoder learner meets next: ConvTranspose2D, AvgPool2D, BatchNorm1D/2D,
-Dropout, ELU and GELU. Each against its loop definition (npae.reference) and central differences
+Dropout, ELU and GELU. Each against its loop definition (npae.nn.reference) and central differences
 in training mode, over hypothesis-drawn shapes; the linear ones against their adjoints; the
 transposed convolution against the convolution whose transpose it is; the state of BatchNorm
 and Dropout through save, load and an interrupted run."""
@@ -12,9 +12,9 @@ from strategies import SETTINGS
 from tolerances import assert_adjoint, assert_close, assert_sums_close, gamma
 
 import npae
-from npae import reference as ref
+from npae.checks.gradcheck import KINKED, SMOOTH, check_layer, check_model
 from npae.core import away_from_zero
-from npae.gradcheck import KINKED, SMOOTH, check_layer, check_model
+from npae.nn import reference as ref
 
 NEXT = settings(SETTINGS, max_examples=20)
 

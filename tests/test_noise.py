@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from npae.noise import GaussianNoise, MaskingNoise, SaltAndPepper
+from npae.objectives.noise import GaussianNoise, MaskingNoise, SaltAndPepper
 
 X = np.random.default_rng(0).uniform(0, 1, (200, 50)).astype(np.float32)
 

@@ -9,7 +9,7 @@ from strategies import SETTINGS, conv_cases, fits, paddings, pool_cases
 from tolerances import assert_adjoint
 
 import npae
-from npae import reference as ref
+from npae.nn import reference as ref
 
 REF_SETTINGS = settings(SETTINGS, max_examples=40)
 TOL = 1e-12
@@ -50,7 +50,7 @@ def test_conv2d_every_kernel_matches_loops(c_in, c_out, padding, kernel, fast, b
     backward builds again, and the per-sample ones (few input channels); fast=False: the
     strided reference kernels."""
     if budget is not None:
-        monkeypatch.setattr(npae.conv_kernels, "FLAT_BUDGET", budget)
+        monkeypatch.setattr(npae.nn.kernels, "FLAT_BUDGET", budget)
     rng = np.random.default_rng(0)
     layer = npae.Conv2D(c_in, c_out, (3, 2), padding=padding, rng=rng, dtype=np.float64)
     layer.fast = fast
@@ -75,14 +75,14 @@ def test_conv2d_channels_last_kernel_matches_loops(stride, padding, kernel_size,
     """The nhwc kernels (wide layers on small grids, any stride), the whole batch in one block or
     one sample per block (a budget of 1 byte): the same sums as the loops."""
     if budget is not None:
-        monkeypatch.setattr(npae.conv_kernels, "COLS_BUDGET", budget)
+        monkeypatch.setattr(npae.nn.kernels, "COLS_BUDGET", budget)
     rng = np.random.default_rng(1)
-    c_in, c_out = npae.conv_kernels.NHWC_MIN_IN, npae.conv_kernels.NHWC_MIN_OUT
+    c_in, c_out = npae.nn.kernels.NHWC_MIN_IN, npae.nn.kernels.NHWC_MIN_OUT
     layer = npae.Conv2D(c_in, c_out, kernel_size, stride=stride, padding=padding, rng=rng, dtype=np.float64)
     layer.params["b"].value[...] = rng.standard_normal(c_out)
     x = rng.standard_normal((3, c_in) + hw)
     out = layer.output_shape(x.shape[1:])[1:]
-    assert out[0] * out[1] <= npae.conv_kernels.NHWC_MAX_POSITIONS and layer.kernel_for(out) == "nhwc"
+    assert out[0] * out[1] <= npae.nn.kernels.NHWC_MAX_POSITIONS and layer.kernel_for(out) == "nhwc"
     y = layer.forward(x)
     close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
     dy = rng.standard_normal(y.shape)
@@ -96,7 +96,7 @@ def test_conv2d_channels_last_kernel_matches_loops(stride, padding, kernel_size,
 
 
 def test_the_kernel_rule():
-    """Which kernel runs, by the documented rule (npae.conv_kernels.nhwc_pays, per_sample_pays)."""
+    """Which kernel runs, by the documented rule (npae.nn.kernels.nhwc_pays, per_sample_pays)."""
     def kernel(c_in, c_out, out, stride=1, fast=True):
         layer = npae.Conv2D(c_in, c_out, 3, stride=stride)
         layer.fast = fast
@@ -223,7 +223,7 @@ def test_linear_layer_adjoints(make, shape):
 
 def test_kernel_offsets_index_the_windows_as_defined():
     """``offsets`` yields, for each (u, v), the slice xp[..., i*sh + u, j*sw + v] over all (i, j)."""
-    from npae.windows import offsets
+    from npae.nn.windows import offsets
 
     xp = np.arange(2 * 1 * 7 * 6, dtype=np.float64).reshape(2, 1, 7, 6)
     seen = []

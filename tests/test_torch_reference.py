@@ -67,7 +67,7 @@ def test_losses():
     p[0, :3] = [0.0, 1.0, 0.5]
     y = rng.uniform(0, 1, (4, 6))
     y[0, :2] = [1.0, 0.0]  # certain and wrong: the clamps matter here
-    for ours, theirs in ((npae.losses.mse, F.mse_loss), (npae.losses.bce, F.binary_cross_entropy)):
+    for ours, theirs in ((npae.mse, F.mse_loss), (npae.bce, F.binary_cross_entropy)):
         value, grad = ours(p, y)
         pt = t(p, True)
         lt = theirs(pt, t(y))

@@ -7,14 +7,14 @@ against the published values, keeps the first 10,000 training and the first 2,00
 images with their labels (in the files' own order: no shuffling, no selection), and
 writes them in the same IDX format, gzipped at level 9 with mtime 0 so the bytes are
 reproducible, into npae/data/mnist-sample/. It prints the SHA-256 of each uncompressed
-sample file, which npae.datasets.SAMPLE_SHA256 holds and checks on every load.
+sample file, which npae.data.datasets.SAMPLE_SHA256 holds and checks on every load.
 """
 
 import argparse
 import pathlib
 import sys
 
-from npae import datasets
+from npae.data import datasets
 
 N_TRAIN, N_TEST = datasets.SAMPLE_SIZES
 

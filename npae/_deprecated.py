@@ -1,0 +1,152 @@
+"""What moved in 0.3.0, kept working for one release (it goes in 0.4.0; CHANGELOG.md lists it).
+
+0.3.0 put the flat modules into subpackages (``npae.conv`` is ``npae.nn.conv``, ``npae.io`` is
+``npae.files.io``: :data:`MOVED`). The old paths still import, as aliases of the new modules
+that warn once with a DeprecationWarning naming the new path: ``import npae.conv``,
+``from npae.conv import Conv2D``, ``npae.conv.Conv2D``. An alias also finds the names the old
+module held that now live elsewhere: 0.1's ``npae.autoencoders.ordinary`` (the families),
+``npae.conv.MaxPool2D`` (pooling), the re-exports of 0.2 (``npae.export.load_safetensors``).
+
+``Model.fit(x, ...)`` (0.1's method) is ``npae.fit(model, x, ...)``; the family keywords renamed
+in 0.3 (``latent``, ``code_channels`` -> ``code``; ``activation`` -> ``code_activation``) are
+handled where the families are defined (:func:`npae._checks.renamed_keywords`).
+
+This module is the top floor beside ``npae/__init__.py``: it imports the new modules only when
+an old path is used. Deleting it (and its import in ``npae/__init__.py``) removes every alias.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+import warnings
+
+#: old module (under npae) -> (its new module, other modules whose names it used to hold)
+MOVED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "activations": ("nn.activations", ()),
+    "batchnorm": ("nn.batchnorm", ()),
+    "conv": ("nn.conv", ("nn.pooling",)),
+    "conv_kernels": ("nn.kernels", ("nn.kernels.base", "nn.kernels.im2col", "nn.kernels.flat",
+                                    "nn.kernels.per_sample", "nn.kernels.nhwc")),
+    "dropout": ("nn.dropout", ()),
+    "layers": ("nn.layers", ()),
+    "pooling": ("nn.pooling", ()),
+    "reference": ("nn.reference", ()),
+    "transpose_kernels": ("nn.kernels.transpose", ()),
+    "windows": ("nn.windows", ()),
+    "losses": ("objectives.losses", ()),
+    "noise": ("objectives.noise", ()),
+    "penalties": ("objectives.penalties", ()),
+    "autoencoders": ("models.autoencoders", ("models.model", "models.vae", "models.families",
+                                             "models.conv_families")),
+    "conv_families": ("models.conv_families", ()),
+    "families": ("models.families", ("models.conv_families",)),
+    "model": ("models.model", ()),
+    "vae": ("models.vae", ()),
+    "gradcheck": ("checks.gradcheck", ()),
+    "suite": ("checks.suite", ()),
+    "export": ("files.export", ("files.state_dict", "files.safetensors")),
+    "export_table": ("files.state_dict", ()),
+    "io": ("files.io", ()),
+    "safetensors_file": ("files.safetensors", ()),
+    "_npz": ("files.npz", ()),
+    "_png": ("files.png", ()),
+    "datasets": ("data.datasets", ("data.idx",)),
+    "download": ("data.download", ()),
+    "idx": ("data.idx", ()),
+    "images": ("data.images", ()),
+    "cli_args": ("cli.args", ()),
+}
+REMOVED_IN = "0.4.0"
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of the first frame outside the import machinery and this module: the
+    user's ``import`` line (so the warning shows there, and Python shows it by default in __main__)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
+                                 or frame.f_code.co_filename == __file__):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _warn(old: str, new: str) -> None:
+    warnings.warn(f"npae.{old} moved to npae.{new} in npae 0.3.0; the old path goes in {REMOVED_IN}",
+                  DeprecationWarning, stacklevel=_user_level())
+
+
+class _Alias(types.ModuleType):
+    """An old module path: every name is looked up in the new module, then in the others the old
+    module used to hold."""
+
+    def __init__(self, old: str):
+        super().__init__(f"npae.{old}")
+        new, others = MOVED[old]
+        self.__doc__ = f"Moved to npae.{new} (this alias goes in npae {REMOVED_IN})."
+        self._npae_modules = (new,) + others
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        for module in self._npae_modules:
+            target = importlib.import_module(f"npae.{module}")
+            if hasattr(target, name):
+                return getattr(target, name)
+        raise AttributeError(f"npae.{self.__name__[5:]} (now npae.{self._npae_modules[0]}) has no name {name!r}")
+
+    def __dir__(self):
+        return sorted({n for m in self._npae_modules for n in dir(importlib.import_module(f"npae.{m}"))})
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``npae.<old>`` as an :class:`_Alias`, warning once."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        prefix, _, old = fullname.partition(".")
+        if prefix == "npae" and old in MOVED:
+            return importlib.machinery.ModuleSpec(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return _Alias(spec.name.partition(".")[2])
+
+    def exec_module(self, module):
+        old = module.__name__.partition(".")[2]
+        _warn(old, MOVED[old][0])
+
+
+if not any(isinstance(f, _Finder) for f in sys.meta_path):
+    sys.meta_path.append(_Finder())
+
+
+def __getattr__(name: str):
+    """``npae.<old>`` as an attribute (``import npae; npae.losses.mse``): the alias, warning once."""
+    if name not in MOVED:
+        raise AttributeError(f"module 'npae' has no attribute {name!r}")
+    module = sys.modules.get(f"npae.{name}")
+    if module is None:
+        _warn(name, MOVED[name][0])
+        module = sys.modules[f"npae.{name}"] = _Alias(name)
+    return module
+
+
+def _fit(self, x, **kwargs):
+    """0.1's ``model.fit(x, ...)``: ``npae.fit(model, x, ...)``, with a DeprecationWarning."""
+    warnings.warn(f"Model.fit(x, ...) is npae.fit(model, x, ...) since npae 0.2.0; the method goes in {REMOVED_IN}",
+                  DeprecationWarning, stacklevel=2)
+    from .train import fit
+
+    return fit(self, x, **kwargs)
+
+
+def _install_fit() -> None:
+    from .models.model import Model
+
+    if not hasattr(Model, "fit"):
+        Model.fit = _fit
+
+
+_install_fit()

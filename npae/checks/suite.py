@@ -1,0 +1,163 @@
+"""The built-in checks that ``python -m npae gradcheck`` runs (float64, small shapes).
+
+1. Every registered layer, through the examples its class gives (``Layer.examples``),
+   against central differences: ``check_layer`` on the input and every parameter.
+2. A composite conv-relu-pool-up-sigmoid stack, every loss and every penalty.
+3. Whole objectives: the contractive autoencoder with a sigmoid and a ReLU code (the
+   penalty's two gradient parts), the VAE's -ELBO with eps fixed.
+4. The fast convolution, pooling and upsampling kernels against their loop definitions in
+   :mod:`npae.nn.reference` (relative to the scale of the result, see ``rel_error``).
+
+A new layer joins (1) by being registered with examples; nothing here changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from ..core import LAYERS, Sequential, away_from_zero, distinct_values
+from ..models.families import contractive, vae
+from ..nn import reference
+from ..nn.activations import ReLU, Sigmoid
+from ..nn.conv import Conv2D
+from ..nn.layers import Dense
+from ..nn.pooling import MaxPool2D, UpSampling2D
+from ..objectives import losses, penalties
+from .gradcheck import KINKED, Entry, GradcheckReport, check_function, check_layer, check_model, rel_error
+
+#: the loop references hold the fast kernels to the rounding of sums of a few hundred terms
+REFERENCE_TOLERANCE = 1e-12
+
+
+def _conv(rng, *a, **k) -> Conv2D:
+    c = Conv2D(*a, rng=rng, dtype=np.float64, **k)
+    c.params["b"].value[...] = rng.standard_normal(c.b.shape)
+    return c
+
+
+def _layer_checks(rng) -> Iterator[tuple[str, Callable]]:
+    for cls in LAYERS.values():
+        for title, layer, x in cls.examples(rng):
+            yield title, lambda layer=layer, x=x, title=title: check_layer(layer, x, rng=rng, title=title)
+    stack = Sequential(_conv(rng, 1, 2, 3), ReLU(), MaxPool2D(2, padding="same"), UpSampling2D(2),
+                       _conv(rng, 2, 1, 3, padding="valid"), Sigmoid())
+    x = rng.standard_normal((2, 1, 5, 5))
+    title = "Sequential conv-relu-pool-up-sigmoid"
+    yield title, lambda: check_layer(stack, x, rng=rng, title=title)
+
+
+def _function_checks(rng) -> Iterator[tuple[str, Callable]]:
+    target = rng.uniform(0, 1, (3, 5))
+    yield "mse", lambda: check_function(lambda p: losses.mse(p, target), rng.uniform(0, 1, (3, 5)), title="mse")
+    yield "bce", lambda: check_function(lambda p: losses.bce(p, target), rng.uniform(0.05, 0.95, (3, 5)), title="bce")
+    labels = rng.dirichlet(np.ones(5), 3)  # rows that are probability vectors, not only one-hot
+    logits = 3 * rng.standard_normal((3, 5))
+    yield "softmax_cross_entropy", lambda: check_function(lambda z: losses.softmax_cross_entropy(z, labels), logits,
+                                                          title="softmax_cross_entropy")
+    l1 = penalties.L1Activity(0.3)
+    yield "L1Activity", lambda: check_function(l1, away_from_zero((4, 6), rng), threshold=KINKED,
+                                               kink=l1.kink_state, title="L1Activity(0.3)")
+    kl = penalties.KLSparsity(0.1, 2.0)
+    yield "KLSparsity", lambda: check_function(kl, rng.uniform(0.05, 0.95, (4, 6)), title="KLSparsity(0.1, 2.0)")
+    dense = Dense(4, 3, rng=rng, dtype=np.float64)
+    wd = penalties.WeightDecay(0.7)
+
+    def wd_check(w):
+        dense.params["W"].value = w
+        value, grads = wd(dense.named_params())
+        return value, grads["W"]
+
+    yield "WeightDecay", lambda: check_function(wd_check, rng.standard_normal((4, 3)), name="W",
+                                                title="WeightDecay(0.7)")
+
+
+def _model_checks(rng) -> Iterator[tuple[str, Callable]]:
+    def small_model(make, title):
+        model = make(np.random.default_rng(int(rng.integers(1 << 30))))
+        for _, p in model.named_params():  # N(0, 1/fan_in): no unit at a kink or saturated
+            p.value[...] = rng.normal(0, 1 / np.sqrt(p.shape[0] if p.value.ndim == 2 else 10), p.shape)
+        return check_model(model, rng.uniform(0.05, 0.95, (4, 784)), seed=int(rng.integers(1 << 30)), title=title)
+
+    for act in ("sigmoid", "relu"):
+        title = f"Contractive(0.3), {act} code (whole objective)"
+        yield title, lambda act=act, title=title: small_model(
+            lambda r: contractive(6, lam=0.3, activation=act, rng=r, dtype=np.float64), title)
+    title = "VAE, Bernoulli, latent 3 (whole -ELBO, eps fixed)"
+    yield title, lambda: small_model(lambda r: vae(3, 12, rng=r, dtype=np.float64), title)
+
+
+def _against_reference(title: str, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> GradcheckReport:
+    return GradcheckReport(title, [Entry(name, rel_error(ours, ref), REFERENCE_TOLERANCE, ours.size)
+                                   for name, ours, ref in pairs])
+
+
+def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
+    def conv(c_in, c_out, stride, padding, fast=True):
+        layer = _conv(rng, c_in, c_out, 3, stride=stride, padding=padding)
+        layer.fast = fast
+        x = rng.standard_normal((2, c_in, 7, 6))
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        dx = layer.backward(dy)
+        dx_r, dW_r, db_r = reference.conv2d_backward(x, layer.W, dy, layer.stride, layer.padding)
+        kernel = layer.kernel_for(y.shape[2:])
+        title = f"Conv2D {c_in}->{c_out} stride {stride} {padding!r}: {kernel} kernel = reference"
+        return _against_reference(title, [
+            ("y", y, reference.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding)),
+            ("dx", dx, dx_r), ("dW", layer.params["W"].grad, dW_r), ("db", layer.params["b"].grad, db_r)])
+
+    for c_in, c_out, stride, padding, fast in ((1, 6, 1, "same", True), (3, 4, 1, "same", True),
+                                               (4, 1, 1, "valid", True), (2, 3, 2, "same", True),
+                                               (3, 4, 1, 1, False), (32, 64, 2, "same", True)):
+        title = f"reference: Conv2D {c_in}->{c_out}, stride {stride}, padding {padding!r}"
+        yield title, lambda a=(c_in, c_out, stride, padding, fast): conv(*a)
+
+    def pool(size, stride, padding, fast=True):
+        layer = MaxPool2D(size, stride=stride, padding=padding)
+        layer.fast = fast
+        x = distinct_values((2, 3, 7, 6), rng)
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        y_r, dx_r = reference.maxpool_forward_backward(x, layer.pool_size, layer.stride, layer.padding, dy)
+        title = f"MaxPool2D {size} stride {layer.stride} {padding!r} = reference"
+        return _against_reference(title, [("y", y, y_r), ("dx", layer.backward(dy), dx_r)])
+
+    yield "reference: MaxPool2D 2, 'same'", lambda: pool(2, None, "same")
+    yield "reference: MaxPool2D 3, stride 2 (overlap)", lambda: pool(3, 2, "valid")
+
+    def upsample():
+        layer = UpSampling2D((2, 3))
+        x = rng.standard_normal((2, 3, 4, 3))
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        return _against_reference("UpSampling2D (2, 3) = reference", [
+            ("y", y, reference.upsample_forward(x, (2, 3))),
+            ("dx", layer.backward(dy), reference.upsample_backward(dy, (2, 3)))])
+
+    yield "reference: UpSampling2D (2, 3)", upsample
+
+
+def builtin_checks(rng: np.random.Generator) -> Iterator[tuple[str, Callable[[], GradcheckReport]]]:
+    """Yield ``(title, thunk)`` for every check of the suite; each thunk returns a GradcheckReport."""
+    for group in (_layer_checks, _function_checks, _model_checks, _reference_checks):
+        yield from group(rng)
+
+
+def run_all(seed: int = 0, out: Callable[[str], object] = print) -> bool:
+    """Run :func:`builtin_checks`, print every report, return True when all pass."""
+    rng = np.random.default_rng(seed)
+    ok, worst = True, []
+    for title, thunk in builtin_checks(rng):
+        report = thunk()
+        out(str(report))
+        ok &= report.passed
+        worst.append((title, report.worst))
+    out("\nworst relative error per check:")
+    for title, w in worst:
+        out(f"  {title:<50} {w:.2e}")
+    out(f"\n{'all gradient checks passed' if ok else 'SOME GRADIENT CHECKS FAILED'}")
+    return ok
+
+
