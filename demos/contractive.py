@@ -54,7 +54,7 @@ def run(args):
     rows, models, seconds = [], {}, 0.0
     for lam in lams:
         label = "ordinary (lam 0)" if lam == 0 else f"contractive, lam {lam:g}"
-        model = npae.models.families.contractive(lam=lam, activation="relu", rng=np.random.default_rng(args.seed))
+        model = npae.models.families.contractive(lam=lam, code_activation="relu", rng=np.random.default_rng(args.seed))
         history, s = C.train(model, x, xt, args, label, epochs)
         pen = npae.objectives.penalties.Contractive(1.0).bind(model.encoder)
         raw, ratio = sensitivity(model, xt, radii)

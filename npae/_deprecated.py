@@ -65,11 +65,16 @@ REMOVED_IN = "0.4.0"
 
 def _user_level() -> int:
     """The ``stacklevel`` of the first frame outside the import machinery and this module: the
-    user's ``import`` line (so the warning shows there, and Python shows it by default in __main__)."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
-                                 or frame.f_code.co_filename == __file__):
-        frame, level = frame.f_back, level + 1
+    user's ``import`` line (so the warning shows there, and Python shows it by default in __main__).
+    ``warnings.warn`` counts no frame of importlib's bootstrap, so neither does this."""
+    frame, level = sys._getframe(2), 1  # the frame of _warn's caller; level 1 is _warn itself
+    while frame is not None:
+        internal = "importlib" in frame.f_code.co_filename and "_bootstrap" in frame.f_code.co_filename
+        if not internal:
+            level += 1
+            if frame.f_code.co_filename != __file__:
+                return level
+        frame = frame.f_back
     return level
 
 

@@ -126,6 +126,9 @@ class Layer:
     has_kinks = False
     #: True when ``backward(dy, need_dx=False)`` skips computing the input gradient
     can_skip_dx = False
+    #: the loop definitions in :mod:`npae.nn.reference` that this layer's vectorized code is held to
+    #: (function names); empty for a layer whose code is its formula (Dense, the activations)
+    reference: tuple[str, ...] = ()
     #: what the last training forward kept for backward (None: nothing)
     _cache = None
 

@@ -154,7 +154,7 @@ def test_inference_in_batches_is_one_pass():
     rng = np.random.default_rng(0)
     x = rng.random((7, 1, 28, 28))
     for model in (CF.convolutional(rng=np.random.default_rng(0), dtype=np.float64),
-                  A.vae(latent=3, hidden=16, input_shape=(1, 28, 28), rng=np.random.default_rng(0), dtype=np.float64)):
+                  A.vae(code=3, hidden=16, input_shape=(1, 28, 28), rng=np.random.default_rng(0), dtype=np.float64)):
         for method, arg in (("encode", x), ("decode", model.encode(x, batch_size=7)), ("reconstruct", x)):
             whole = getattr(model, method)(arg, batch_size=7)
             # the same sums, but BLAS may order them differently for another batch size (a batch

@@ -148,7 +148,7 @@ ACTIVATIONS = ["sigmoid", "tanh", "relu"]
 
 def contractive(activation, lam=0.3, seed=0, code=8):
     rng = np.random.default_rng(seed)
-    return randomized(A.contractive(code, lam=lam, activation=activation, rng=rng, dtype=np.float64), rng), rng
+    return randomized(A.contractive(code, lam=lam, code_activation=activation, rng=rng, dtype=np.float64), rng), rng
 
 
 def finite_difference_jacobian(model, x, h=1e-6):
@@ -218,7 +218,7 @@ def test_contractive_binds_a_copy_and_refuses_other_encoders():
     with pytest.raises(ValueError, match="not bound"):
         pen(np.ones((2, 8)))
     with pytest.raises(ValueError, match="activation must be one of"):
-        A.contractive(activation="softplus")
+        A.contractive(code_activation="softplus")
     with pytest.raises(ValueError, match="lam"):
         Contractive(-1.0)
 

@@ -111,7 +111,7 @@ FAMILY_CASES.update({
     "multilayer tied": lambda: {"family": "multilayer", "hidden": (64, 16, 64), "tied": True},
     "ordinary softplus code": lambda: {"family": "ordinary", "code_activation": "softplus"},
     "ordinary leaky_relu code": lambda: {"family": "ordinary", "code_activation": "leaky_relu"},
-    "contractive tanh": lambda: {"family": "contractive", "activation": "tanh"},
+    "contractive tanh": lambda: {"family": "contractive", "code_activation": "tanh"},
     "convolutional variant": lambda: {"family": "convolutional", "upsample": "transpose", "downsample": "stride",
                                       "batchnorm": True},
 })

@@ -24,7 +24,7 @@ def close(a, b):
 @REF_SETTINGS
 @given(case=conv_cases(), fast=st.booleans())
 def test_conv2d_matches_loops(case, fast):
-    """Both kernels: the flat-shift one (stride 1, the default) and the strided reference one."""
+    """The kernel the layer chooses for the shape (fast=True) and the im2col kernel (fast=False)."""
     layer, x, rng = case
     layer.fast = fast
     y = layer.forward(x)
@@ -48,15 +48,15 @@ def test_conv2d_every_kernel_matches_loops(c_in, c_out, padding, kernel, fast, b
     """Stride 1: the flat-grid kernels (narrowing layers by shifted dy, the others col2im), the
     whole batch as one block or (a budget of 1 byte) a block per sample whose im2col matrix
     backward builds again, and the per-sample ones (few input channels); fast=False: the
-    strided reference kernels."""
+    im2col kernel."""
     if budget is not None:
-        monkeypatch.setattr(npae.nn.kernels, "FLAT_BUDGET", budget)
+        monkeypatch.setattr(npae.nn.kernels.flat, "FLAT_BUDGET", budget)
     rng = np.random.default_rng(0)
     layer = npae.Conv2D(c_in, c_out, (3, 2), padding=padding, rng=rng, dtype=np.float64)
     layer.fast = fast
     layer.params["b"].value[...] = rng.standard_normal(c_out)
     x = rng.standard_normal((3, c_in, 6, 5))
-    assert layer.kernel_for(layer.output_shape(x.shape[1:])[1:]) == (kernel if fast else "strided")
+    assert layer.kernel_for(layer.output_shape(x.shape[1:])[1:]) == (kernel if fast else "im2col")
     y = layer.forward(x)
     close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
     dy = rng.standard_normal(y.shape)
@@ -75,7 +75,7 @@ def test_conv2d_channels_last_kernel_matches_loops(stride, padding, kernel_size,
     """The nhwc kernels (wide layers on small grids, any stride), the whole batch in one block or
     one sample per block (a budget of 1 byte): the same sums as the loops."""
     if budget is not None:
-        monkeypatch.setattr(npae.nn.kernels, "COLS_BUDGET", budget)
+        monkeypatch.setattr(npae.nn.kernels.nhwc, "COLS_BUDGET", budget)
     rng = np.random.default_rng(1)
     c_in, c_out = npae.nn.kernels.NHWC_MIN_IN, npae.nn.kernels.NHWC_MIN_OUT
     layer = npae.Conv2D(c_in, c_out, kernel_size, stride=stride, padding=padding, rng=rng, dtype=np.float64)
@@ -105,7 +105,7 @@ def test_the_kernel_rule():
     assert kernel(64, 128, (8, 8)) == kernel(128, 64, (4, 4)) == kernel(32, 64, (8, 8), stride=2) == "nhwc"
     assert kernel(64, 128, (8, 9)) == kernel(64, 32, (8, 8)) == kernel(32, 64, (16, 16)) == "flat"
     assert kernel(7, 64, (4, 4)) == kernel(1, 16, (28, 28)) == "per_sample"
-    assert kernel(16, 8, (7, 7), stride=2) == kernel(64, 128, (8, 8), fast=False) == "strided"
+    assert kernel(16, 8, (7, 7), stride=2) == kernel(64, 128, (8, 8), fast=False) == "im2col"
 
 
 @REF_SETTINGS

@@ -5,10 +5,13 @@
 2. A composite conv-relu-pool-up-sigmoid stack, every loss and every penalty.
 3. Whole objectives: the contractive autoencoder with a sigmoid and a ReLU code (the
    penalty's two gradient parts), the VAE's -ELBO with eps fixed.
-4. The fast convolution, pooling and upsampling kernels against their loop definitions in
-   :mod:`npae.nn.reference` (relative to the scale of the result, see ``rel_error``).
+4. Every layer that names a loop definition (``Layer.reference``: convolution, transposed
+   convolution, pooling, upsampling, batch normalization) against those loops in
+   :mod:`npae.nn.reference`, and every Conv2D kernel of ``npae.nn.kernels.KERNELS``
+   (relative to the scale of the result, see ``rel_error``).
 
-A new layer joins (1) by being registered with examples; nothing here changes.
+A new layer joins (1) by being registered with examples; one with a loop definition adds its
+check to (4); tests/test_structure.py says when one is missing.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from ..core import LAYERS, Sequential, away_from_zero, distinct_values
 from ..models.families import contractive, vae
 from ..nn import reference
 from ..nn.activations import ReLU, Sigmoid
-from ..nn.conv import Conv2D
+from ..nn.batchnorm import BatchNorm1D, BatchNorm2D
+from ..nn.conv import Conv2D, ConvTranspose2D
 from ..nn.layers import Dense
-from ..nn.pooling import MaxPool2D, UpSampling2D
+from ..nn.pooling import AvgPool2D, MaxPool2D, UpSampling2D
 from ..objectives import losses, penalties
 from .gradcheck import KINKED, Entry, GradcheckReport, check_function, check_layer, check_model, rel_error
 
@@ -83,7 +87,7 @@ def _model_checks(rng) -> Iterator[tuple[str, Callable]]:
     for act in ("sigmoid", "relu"):
         title = f"Contractive(0.3), {act} code (whole objective)"
         yield title, lambda act=act, title=title: small_model(
-            lambda r: contractive(6, lam=0.3, activation=act, rng=r, dtype=np.float64), title)
+            lambda r: contractive(6, lam=0.3, code_activation=act, rng=r, dtype=np.float64), title)
     title = "VAE, Bernoulli, latent 3 (whole -ELBO, eps fixed)"
     yield title, lambda: small_model(lambda r: vae(3, 12, rng=r, dtype=np.float64), title)
 
@@ -137,6 +141,49 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
             ("dx", layer.backward(dy), reference.upsample_backward(dy, (2, 3)))])
 
     yield "reference: UpSampling2D (2, 3)", upsample
+
+    def transpose(stride, padding, output_padding):
+        layer = ConvTranspose2D(2, 3, 3, stride=stride, padding=padding, output_padding=output_padding, rng=rng,
+                                dtype=np.float64)
+        layer.params["b"].value[...] = rng.standard_normal(3)
+        x = rng.standard_normal((2, 2, 4, 3))
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        args = (layer.stride, layer.padding, layer.output_padding)
+        dx_r, dW_r, db_r = reference.conv_transpose2d_backward(x, layer.W, dy, *args)
+        return _against_reference(f"ConvTranspose2D stride {stride} padding {padding} = reference", [
+            ("y", y, reference.conv_transpose2d_forward(x, layer.W, layer.b, *args)),
+            ("dx", layer.backward(dy), dx_r), ("dW", layer.params["W"].grad, dW_r),
+            ("db", layer.params["b"].grad, db_r)])
+
+    yield "reference: ConvTranspose2D 3x3, stride 2 (x2 up)", lambda: transpose(2, 1, 1)
+
+    def avgpool():
+        layer = AvgPool2D(3, stride=2, padding="same")
+        x = rng.standard_normal((2, 3, 7, 6))
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        y_r, dx_r = reference.avgpool_forward_backward(x, layer.pool_size, layer.stride, layer.padding, dy)
+        return _against_reference("AvgPool2D 3, stride 2, 'same' = reference",
+                                  [("y", y, y_r), ("dx", layer.backward(dy), dx_r)])
+
+    yield "reference: AvgPool2D 3, stride 2, 'same'", avgpool
+
+    def batchnorm(cls, shape):
+        layer = cls(shape[1], dtype=np.float64)
+        layer.params["gamma"].value[...] = rng.uniform(0.5, 1.5, shape[1])
+        layer.params["beta"].value[...] = rng.standard_normal(shape[1])
+        x = rng.standard_normal(shape)
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape)
+        y_r, dx_r, dg_r, db_r = reference.batchnorm_forward_backward(x, layer.params["gamma"].value,
+                                                                     layer.params["beta"].value, layer.eps, dy)
+        return _against_reference(f"{cls.__name__} (training) = reference", [
+            ("y", y, y_r), ("dx", layer.backward(dy), dx_r), ("dgamma", layer.params["gamma"].grad, dg_r),
+            ("dbeta", layer.params["beta"].grad, db_r)])
+
+    yield "reference: BatchNorm1D, training", lambda: batchnorm(BatchNorm1D, (6, 4))
+    yield "reference: BatchNorm2D, training", lambda: batchnorm(BatchNorm2D, (3, 2, 4, 5))
 
 
 def builtin_checks(rng: np.random.Generator) -> Iterator[tuple[str, Callable[[], GradcheckReport]]]:

@@ -113,8 +113,8 @@ def _family_options(args: argparse.Namespace, data: Dataset, x_train: np.ndarray
     kwargs = {"input_shape": data.shape}
     if args.loss:
         kwargs["loss"] = args.loss
-    code_name = next((n for n in ("code", "latent", "code_channels") if n in takes), None)
-    activation_name = next((n for n in ("code_activation", "activation") if n in takes), None)
+    code_name = "code" if "code" in takes else None  # every family names its options alike
+    activation_name = "code_activation" if "code_activation" in takes else None
     for flag in ("upsample", "downsample"):
         if getattr(args, flag) is not None:
             if flag not in takes:

@@ -37,20 +37,6 @@ def _conv(c_in: int, c_out: int, rng: np.random.Generator, dtype: type | np.dtyp
     return [Conv2D(c_in, c_out, 3, padding=padding, rng=rng, dtype=dtype, init=init), activation()]
 
 
-def _pool_then_relu(conv_relu: list[Layer]) -> list[Layer]:
-    """``[Conv2D, ReLU]`` -> ``[Conv2D, MaxPool2D(2, padding="same"), ReLU]``: the same function
-    and the same gradients as Conv, ReLU, MaxPool (the article's order), for less work.
-
-    Values: ReLU is non-decreasing, so ``max_w relu(a_w) = relu(max_w a_w)`` over every window.
-    Gradients: if the window's maximum m is > 0, the values equal to m are the same before and
-    after the ReLU, so both orders route dy to the same (first) one and multiply it by
-    ``[m > 0] = 1``; if m <= 0, both give 0 (ReLU' = 0 at the routed element, or at the pooled
-    value). tests/test_autoencoders.py checks both orders bit for bit.
-    """
-    conv, relu = conv_relu
-    return [conv, MaxPool2D(2, padding="same"), relu]
-
-
 def _start_at_mean_intensity(decoder: Sequential, output_bias: float) -> Sequential:
     """Set the bias of the decoder's last (sigmoid) layer: the fix for the MSE collapse, see OUTPUT_BIAS."""
     decoder[-2].params["b"].value[...] = output_bias
@@ -71,7 +57,8 @@ def _image_shape(input_shape: Sequence[int], divisor: int, where: str,
 
 
 @FAMILIES.register
-def convolutional(*, input_shape: Sequence[int] = MNIST_IMAGE, code_channels: int = 8, upsample: str = "nearest",
+@_checks.renamed_keywords(code_channels="code")
+def convolutional(*, input_shape: Sequence[int] = MNIST_IMAGE, code: int = 8, upsample: str = "nearest",
                   downsample: str = "pool", batchnorm: bool = False, rng: np.random.Generator | None = None,
                   dtype: type | np.dtype | str = np.float32, loss: str = "mse",
                   init: str | Callable[..., np.ndarray] = "glorot_uniform", output_bias: float | None = None,
@@ -82,12 +69,12 @@ def convolutional(*, input_shape: Sequence[int] = MNIST_IMAGE, code_channels: in
     Encoder: Conv 16 (3x3 same, ReLU), MaxPool 2 same -> 14; Conv 8, MaxPool -> 7; Conv 8, MaxPool same -> 4.
     Decoder: Conv 8, Up 2 -> 8; Conv 8, Up 2 -> 16; Conv 16 3x3 valid (16 -> 14), Up 2 -> 28; Conv 1 sigmoid.
     Other sizes (H and W divisible by 8) take the same layers with every convolution "same", so
-    the code is ``code_channels x H/8 x W/8``; ``C`` channels in, ``C`` out (colour: 3).
+    the code is ``code x H/8 x W/8`` (``code``: its channels); ``C`` channels in, ``C`` out (colour: 3).
     Weights Glorot-uniform (the Keras default); the output bias starts at ``output_bias``
     (default OUTPUT_BIAS, the logit of MNIST's mean pixel; docs/choices.md), the other biases at 0.
 
     In the encoder each ReLU comes *after* its max pooling: Conv, MaxPool, ReLU. The two
-    commute, values and gradients alike (see :func:`_pool_then_relu`), and pooling first
+    commute, values and gradients alike (see :func:`_encoder_decoder`), and pooling first
     leaves the ReLU a quarter of the values.
 
     The layers a tutorial reaches for next: ``downsample="stride"`` halves with stride-2
@@ -99,36 +86,32 @@ def convolutional(*, input_shape: Sequence[int] = MNIST_IMAGE, code_channels: in
     """
     rng = _init.default_rng(rng, name)
     c, h, w = _image_shape(input_shape, 8, name, also=((28, 28),))
-    k = _checks.positive_int(code_channels, "code_channels", name)
+    k = _checks.positive_int(code, "code", name)
     if upsample not in ("nearest", "transpose"):
         raise ValueError(f"{name}: upsample must be 'nearest' or 'transpose', got {upsample!r}")
     if downsample not in ("pool", "stride"):
         raise ValueError(f"{name}: downsample must be 'pool' or 'stride', got {downsample!r}")
-    if (upsample, downsample, batchnorm) == ("nearest", "pool", False):
-        encoder = Sequential(
-            *_pool_then_relu(_conv(c, 16, rng, dtype, init)),
-            *_pool_then_relu(_conv(16, 8, rng, dtype, init)),
-            *_pool_then_relu(_conv(8, k, rng, dtype, init)),
-        )
-        third = "valid" if (h, w) == (28, 28) else "same"  # 16 -> 14 on 28x28, the article's way back to 28
-        decoder = Sequential(
-            *_conv(k, 8, rng, dtype, init), UpSampling2D(2),
-            *_conv(8, 8, rng, dtype, init), UpSampling2D(2),
-            *_conv(8, 16, rng, dtype, init, padding=third), UpSampling2D(2),
-            *_conv(16, c, rng, dtype, init, activation=Sigmoid),
-        )
-    else:
-        encoder, decoder = _variant(c, h, w, k, upsample, downsample, batchnorm, rng, dtype, init)
+    encoder, decoder = _encoder_decoder(c, h, w, k, upsample, downsample, batchnorm, rng, dtype, init)
     _start_at_mean_intensity(decoder, OUTPUT_BIAS if output_bias is None else output_bias)
     return Autoencoder(encoder, decoder, loss=loss, code_penalty=code_penalty, noise=noise,
                        weight_decay=weight_decay, input_shape=(c, h, w), name=name)
 
 
-def _variant(c: int, h: int, w: int, k: int, upsample: str, downsample: str, batchnorm: bool,
-             rng: np.random.Generator, dtype: type | np.dtype | str,
-             init: str | Callable[..., np.ndarray]) -> tuple[Sequential, Sequential]:
-    """The convolutional autoencoder with strided convolutions, transposed convolutions and/or
-    batch normalization: the same channels (16, 8, k down; 8, 8, 16 up) and sizes as the article's."""
+def _encoder_decoder(c: int, h: int, w: int, k: int, upsample: str, downsample: str, batchnorm: bool,
+                     rng: np.random.Generator, dtype: type | np.dtype | str,
+                     init: str | Callable[..., np.ndarray]) -> tuple[Sequential, Sequential]:
+    """The layers of :func:`convolutional`: channels 16, 8, k down and 8, 8, 16 up, the article's
+    ("nearest", "pool", no batchnorm) or with strided convolutions, transposed convolutions
+    and/or batch normalization in their places, at the same sizes.
+
+    A hidden encoder block is ``[Conv2D, MaxPool2D(2, padding="same"), ReLU]``: the same
+    function and the same gradients as Conv, ReLU, MaxPool (the article's order), for less work.
+    Values: ReLU is non-decreasing, so ``max_w relu(a_w) = relu(max_w a_w)`` over every window.
+    Gradients: if the window's maximum m is > 0, the values equal to m are the same before and
+    after the ReLU, so both orders route dy to the same (first) one and multiply it by
+    ``[m > 0] = 1``; if m <= 0, both give 0 (ReLU' = 0 at the routed element, or at the pooled
+    value). tests/test_autoencoders.py checks both orders bit for bit.
+    """
     sizes = [(h, w)]
     for _ in range(3):
         sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))  # "same": 28 -> 14 -> 7 -> 4
@@ -164,15 +147,16 @@ def _variant(c: int, h: int, w: int, k: int, upsample: str, downsample: str, bat
 
 
 @FAMILIES.register
-def denoising(noise: NoiseFn | None = None, *, input_shape: Sequence[int] = MNIST_IMAGE, code_channels: int = 32,
+@_checks.renamed_keywords(code_channels="code")
+def denoising(noise: NoiseFn | None = None, *, input_shape: Sequence[int] = MNIST_IMAGE, code: int = 32,
               rng: np.random.Generator | None = None, dtype: type | np.dtype | str = np.float32, loss: str = "mse",
               init: str | Callable[..., np.ndarray] = "glorot_uniform", output_bias: float | None = None,
               code_penalty: Penalty | None = None, weight_decay: WeightDecay | None = None,
               name: str = "denoising") -> Autoencoder:
     """The article's convolutional denoiser; trained on ``noise(x)`` against the clean ``x``.
 
-    Encoder: Conv 32 (3x3 same, ReLU), MaxPool 2 -> 14; Conv ``code_channels`` (32), MaxPool 2 ->
-    code 32x7x7 (``code_channels x H/4 x W/4``; H and W divisible by 4).
+    Encoder: Conv 32 (3x3 same, ReLU), MaxPool 2 -> 14; Conv ``code`` (32), MaxPool 2 ->
+    code 32x7x7 (``code x H/4 x W/4``; H and W divisible by 4).
     Decoder: Conv 32, Up 2 -> 14; Conv 32, Up 2 -> 28; Conv C (3x3 same, sigmoid).
     ``noise`` defaults to GaussianNoise(0.5) clipped to [0, 1], as in the article. Initialized
     like :func:`convolutional` (Glorot weights, output bias at OUTPUT_BIAS).
@@ -180,7 +164,7 @@ def denoising(noise: NoiseFn | None = None, *, input_shape: Sequence[int] = MNIS
     rng = _init.default_rng(rng, name)
     noise = GaussianNoise(0.5) if noise is None else noise
     c, h, w = _image_shape(input_shape, 4, name)
-    k = _checks.positive_int(code_channels, "code_channels", name)
+    k = _checks.positive_int(code, "code", name)
     encoder = Sequential(*_conv(c, 32, rng, dtype, init), MaxPool2D(2), *_conv(32, k, rng, dtype, init), MaxPool2D(2))
     decoder = Sequential(
         *_conv(k, 32, rng, dtype, init), UpSampling2D(2), *_conv(32, 32, rng, dtype, init), UpSampling2D(2),

@@ -1,23 +1,30 @@
 """The families: the autoencoders of "Deep inside: Autoencoders" and those beyond it.
 
 The article's: :func:`ordinary` (784-64-784), :func:`multilayer` (784-128-64-128-784),
-:func:`convolutional` (code 8x4x4), :func:`sparse` (an L1 activity penalty on the code) and
-:func:`denoising` (noisy in, clean target). Beyond it: :func:`sparse_kl`, :func:`contractive`,
-:func:`tied` and :func:`vae`. Each is a constructor registered in ``FAMILIES``, which the
-command line (``python -m npae train FAMILY``), the demos and the tests read; every one takes
-```rng=``, ``dtype=``, ``loss=`` and ``input_shape=``.
+:func:`~npae.models.conv_families.convolutional` (code 8x4x4), :func:`sparse` (an L1 activity
+penalty on the code) and :func:`~npae.models.conv_families.denoising` (noisy in, clean target).
+Beyond it: :func:`sparse_kl`, :func:`dense_denoising`, :func:`contractive`, :func:`tied` and
+:func:`vae`. Each is a constructor registered in ``FAMILIES``, which the command line
+(``python -m npae train FAMILY``), the demos and the tests read.
 
-Every family takes ``input_shape``: the per-sample shape of its data, flat ``(D,)`` or an image
-``(C, H, W)`` with any number of channels. The dense families flatten an image at their input
-(``Flatten``) and give it back its shape at their output (``Reshape``); the convolutional ones
-need sizes their pooling divides and say so. The dense ones take ``code`` (the code's size) and
-``code_activation`` (one of ``CODE_ACTIVATIONS``), and the autoencoders take ``noise=``,
-``code_penalty=`` and ``weight_decay=`` (the sparse and contractive families set their own
-penalty). The defaults are the article's models on MNIST, unchanged.
+Every family names its options alike: ``code`` (the code's size; a convolutional family's
+channels, the VAE's latent dimension), ``code_activation`` where the code has one (one of
+``CODE_ACTIVATIONS``), ``input_shape`` (the per-sample shape of its data, flat ``(D,)`` or an
+image ``(C, H, W)`` with any number of channels), ``rng``, ``dtype``, ``loss``; the
+autoencoders take ``noise=``, ``code_penalty=`` and ``weight_decay=`` (the sparse and
+contractive families set their own penalty). The dense families flatten an image at their
+input (``Flatten``) and give it back its shape at their output (``Reshape``); the
+convolutional ones need sizes their pooling divides and say so. The defaults are the
+article's models on MNIST, unchanged.
+
+A new family is a function in a new module of this folder, decorated ``@FAMILIES.register``
+(``npae/models/__init__.py`` imports every module here); tests/test_families.py then trains it
+by the command line and checks its gradients, like every other.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -108,8 +115,13 @@ def ordinary(code: int = 64, *, input_shape: Sequence[int] = MNIST_FLAT, code_ac
 
 @FAMILIES.register
 def tied(code: int = 64, **kwargs: Any) -> Autoencoder:
-    """:func:`ordinary` with tied weights (``ordinary(code, tied=True)``)."""
+    """:func:`ordinary` with tied weights (``ordinary(code, tied=True)``); it takes what ordinary takes."""
     return ordinary(code, tied=True, **kwargs)
+
+
+# ordinary's options but ``tied`` are tied's own (the command line and the tests read the signature)
+tied.__signature__ = inspect.signature(ordinary).replace(
+    parameters=[p for name, p in inspect.signature(ordinary).parameters.items() if name != "tied"])
 
 
 @FAMILIES.register
@@ -177,32 +189,33 @@ def dense_denoising(code: int = 64, noise: NoiseFn | None = None, *, input_shape
 
 
 @FAMILIES.register
-def contractive(code: int = 64, lam: float | None = None, *, activation: str = "relu",
+@_checks.renamed_keywords(activation="code_activation")
+def contractive(code: int = 64, lam: float | None = None, *, code_activation: str = "relu",
                 input_shape: Sequence[int] = MNIST_FLAT, rng: np.random.Generator | None = None,
                 dtype: type | np.dtype | str = np.float32, loss: str = "mse", noise: NoiseFn | None = None,
                 weight_decay: WeightDecay | None = None, name: str = "contractive") -> Autoencoder:
-    """input -> code (``activation``) -> input (sigmoid) with the contractive penalty ``Contractive(lam)``:
+    """input -> code (``code_activation``) -> input (sigmoid) with the contractive penalty ``Contractive(lam)``:
     ``lam * mean_n ||J(x_n)||_F**2``, the squared Frobenius norm of the encoder's Jacobian in
     closed form (Rifai et al., 2011).
 
     The default ReLU code makes it the article's ordinary autoencoder plus the penalty (same
     initial weights for the same rng), so the penalty's effect is seen alone; Rifai's sigmoid
-    code is ``activation="sigmoid"`` ("tanh" also works: the closed form knows these three).
+    code is ``code_activation="sigmoid"`` ("tanh" also works: the closed form knows these three).
     Default ``lam``: CONTRACTIVE_LAM.
     """
     acts = {"sigmoid": Sigmoid, "relu": ReLU, "tanh": Tanh}
-    if activation not in acts:
-        raise ValueError(f"{name}: activation must be one of {sorted(acts)}, got {activation!r}")
-    return ordinary(code, input_shape=input_shape, code_activation=activation, rng=rng, dtype=dtype, loss=loss,
+    _code_activation(code_activation, name, acts)
+    return ordinary(code, input_shape=input_shape, code_activation=code_activation, rng=rng, dtype=dtype, loss=loss,
                     code_penalty=Contractive(CONTRACTIVE_LAM if lam is None else lam), noise=noise,
                     weight_decay=weight_decay, name=name)
 
 
 @FAMILIES.register
-def vae(latent: int = 2, hidden: int = 512, *, input_shape: Sequence[int] = MNIST_FLAT, likelihood: str = "bernoulli",
+@_checks.renamed_keywords(latent="code")
+def vae(code: int = 2, hidden: int = 512, *, input_shape: Sequence[int] = MNIST_FLAT, likelihood: str = "bernoulli",
         sigma_x: float | None = None, rng: np.random.Generator | None = None,
         dtype: type | np.dtype | str = np.float32, loss: str | None = None, name: str = "vae") -> VAE:
-    """input -> hidden (ReLU) -> (mu, logvar) of a ``latent``-dimensional Gaussian;
+    """input -> hidden (ReLU) -> (mu, logvar) of a ``code``-dimensional Gaussian (the latent code);
     z -> hidden (ReLU) -> input (sigmoid).
 
     The Keras example's MNIST VAE (512 hidden units); a Bernoulli decoder by default
@@ -212,7 +225,7 @@ def vae(latent: int = 2, hidden: int = 512, *, input_shape: Sequence[int] = MNIS
     if loss is not None:
         likelihood = {"bce": "bernoulli", "mse": "gaussian"}.get(loss, loss)
     rng = _init.default_rng(rng, name)
-    latent = _checks.positive_int(latent, "latent", name)
+    latent = _checks.positive_int(code, "code", name)
     hidden = _checks.positive_int(hidden, "hidden", name)
     shape = _input_shape(input_shape, name)
     d = math.prod(shape)

@@ -11,7 +11,9 @@ converter in ``npae.converters.CONVERTERS``, beside its class.
 This floor imports only the root (core, init, converters): never models, files, data or cli.
 """
 
-from . import kernels, reference, windows
+# activations and layers first: the layers register in reading order (the activations, Dense..., then
+# BatchNorm, Conv, Dropout, pooling), which is the order the gradcheck suite draws their examples in
+from . import activations, kernels, layers, reference, windows
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
 from .batchnorm import BatchNorm1D, BatchNorm2D
 from .conv import Conv2D, ConvTranspose2D
@@ -20,7 +22,7 @@ from .layers import Dense, Flatten, Reshape, TiedDense
 from .pooling import AvgPool2D, MaxPool2D, UpSampling2D
 
 __all__ = [
-    "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Conv2D", "ConvTranspose2D", "Dense", "Dropout", "ELU", "Flatten",
-    "GELU", "Identity", "kernels", "LeakyReLU", "MaxPool2D", "reference", "ReLU", "Reshape", "Sigmoid", "Softplus",
-    "Tanh", "TiedDense", "UpSampling2D", "windows",
+    "activations", "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Conv2D", "ConvTranspose2D", "Dense", "Dropout", "ELU",
+    "Flatten", "GELU", "Identity", "kernels", "layers", "LeakyReLU", "MaxPool2D", "reference", "ReLU", "Reshape",
+    "Sigmoid", "Softplus", "Tanh", "TiedDense", "UpSampling2D", "windows",
 ]

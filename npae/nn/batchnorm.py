@@ -36,6 +36,8 @@ from ..core import LAYERS, Layer, Param
 class _BatchNorm(Layer):
     """Shared by BatchNorm1D and BatchNorm2D, which differ in the input's rank only."""
 
+    reference = ('batchnorm_forward_backward',)
+
     RANK = 2
     LAYOUT = "(N, C)"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
@@ -11,17 +10,9 @@ from .. import _checks
 from .. import init as _init
 from ..converters import converts, weight_and_bias
 from ..core import LAYERS, Layer, Param
-from . import kernels as K
+from .kernels import KERNELS, Geometry, Scratch, choose_kernel
 from .kernels import transpose as TK
 from .windows import check_padding, geometry
-
-
-class _ConvCache(NamedTuple):
-    kernel: str      # which kernel pair ran (see Conv2D.kernel_for)
-    x_shape: tuple   # (N, c_in, H, W)
-    pads: tuple      # (top, bottom, left, right)
-    out: tuple       # (Ho, Wo)
-    saved: tuple     # what the kernel's backward needs
 
 
 def _weight_and_bias(W: np.ndarray, c_out: int, dtype: np.dtype, bias: bool) -> dict:
@@ -66,14 +57,12 @@ class Conv2D(Layer):
     ``dxp[n, c, i*sh + u, j*sw + v] += sum_o dy[n, o, i, j] * W[o, c, u, v]``  (overlaps add up)
     ``dx = dxp`` without its padding.
 
-    Which code computes it (:meth:`kernel_for`, all in :mod:`npae.nn.kernels`): any stride,
-    ``strided`` (im2col: each formula one matrix product, the readable vectorization); stride 1,
-    ``per_sample`` when the input has few channels (``c_in*kh*kw + 1 <= 2*c_out``, the first
-    layer on grey images) and ``flat`` otherwise (the same products on the flattened padded
-    grid, where every kernel offset is one contiguous shift); and for wide layers on small grids
-    (``c_in >= 32``, ``c_out >= 64``, at most 64 output positions), any stride, ``nhwc``
-    (im2col channels last at the valid positions, in blocks of samples).
+    Which code computes it: one of ``npae.nn.kernels.KERNELS`` (``im2col``, ``flat``,
+    ``per_sample``, ``nhwc``), chosen by :func:`npae.nn.kernels.choose_kernel` from the layer's
+    shape (:meth:`kernel_for`); every one is held to the loops. docs/layers.md says when each runs.
     """
+
+    reference = ('conv2d_forward', 'conv2d_backward')
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int | tuple[int, int] | list[int], *,
                  stride: int | tuple[int, int] | list[int] = 1, padding: str | int = "same",
@@ -91,7 +80,7 @@ class Conv2D(Layer):
         shape = (self.c_out, self.c_in) + self.kernel_size
         W = _init.get(init)(shape, rng, self.dtype, "conv")
         self.params = _weight_and_bias(W, self.c_out, self.dtype, bias)
-        self._scratch = K.Scratch()  # kept between training steps
+        self._scratch = Scratch()  # kept between training steps
 
     @property
     def W(self) -> np.ndarray:
@@ -102,53 +91,30 @@ class Conv2D(Layer):
         """The bias (c_out,); zeros that are no parameter for a layer made with ``bias=False``."""
         return self.params["b"].value if "b" in self.params else np.zeros(self.c_out, self.dtype)
 
-    #: Use the fast kernels where they pay (False: the strided kernels for every shape and stride).
+    #: Use the fast kernels where they pay (False: the im2col kernel for every shape and stride).
     fast = True
 
     def kernel_for(self, out: tuple[int, int]) -> str:
-        """The kernel pair that runs for an output of ``out`` = (Ho, Wo) positions: "nhwc" for wide
-        layers on small grids (:func:`npae.nn.kernels.nhwc_pays`), else "strided" for stride > 1,
-        and for stride 1 "per_sample" or "flat"; "strided" always when ``fast`` is False."""
-        if not self.fast:
-            return "strided"
-        if K.nhwc_pays(self.W, out):
-            return "nhwc"
-        if self.stride != (1, 1):
-            return "strided"
-        if K.per_sample_pays(self.W):
-            return "per_sample"
-        return "flat"
+        """The name of the kernel pair that runs for an output of ``out`` = (Ho, Wo) positions
+        (:func:`npae.nn.kernels.choose_kernel`)."""
+        return choose_kernel(self.W, self.stride, out, self.fast)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "Conv2D", self.dtype)
         pads, out = geometry(x.shape[1:], self.kernel_size, self.stride, self.padding, "Conv2D")
-        scratch = self._scratch if training else K.Scratch()  # inference keeps nothing
-        kernel = self.kernel_for(out)
-        if kernel == "strided":
-            y, saved = K.strided_forward(x, self.W, self.b, self.stride, pads, out)
-        elif kernel == "per_sample":
-            y, saved = K.per_sample_forward(x, self.W, self.b, pads, out, scratch)
-        elif kernel == "nhwc":
-            y, saved = K.nhwc_forward(x, self.W, self.b, self.stride, pads, out, scratch)
-        else:
-            y, saved = K.flat_forward(x, self.W, self.b, pads, out, scratch)
-        self._cache = _ConvCache(kernel, x.shape, pads, out, saved) if training else None
+        scratch = self._scratch if training else Scratch()  # inference keeps nothing
+        y, saved = KERNELS[self.kernel_for(out)].forward(x, self.W, self.b, Geometry(x.shape, self.stride, pads, out),
+                                                         scratch)
+        self._cache = saved if training else None
         return y
 
     can_skip_dx = True
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        cache = self._cached("Conv2D")
-        dy = _checks.check_grad(dy, (cache.x_shape[0], self.c_out) + cache.out, self.dtype, "Conv2D")
-        if cache.kernel == "strided":
-            dW, db, dx = K.strided_backward(dy, self.W, cache.saved, self.stride, cache.pads, cache.x_shape, need_dx)
-        elif cache.kernel == "per_sample":
-            dW, db, dx = K.per_sample_backward(dy, self.W, cache.saved, cache.pads, cache.x_shape, need_dx)
-        elif cache.kernel == "nhwc":
-            dW, db, dx = K.nhwc_backward(dy, self.W, cache.saved, self.stride, cache.pads, cache.x_shape,
-                                         self._scratch, need_dx)
-        else:
-            dW, db, dx = K.flat_backward(dy, self.W, cache.saved, cache.pads, cache.x_shape, self._scratch, need_dx)
+        saved = self._cached("Conv2D")
+        g = saved.geometry
+        dy = _checks.check_grad(dy, (g.x_shape[0], self.c_out) + tuple(g.out), self.dtype, "Conv2D")
+        dx, dW, db = KERNELS[saved.kernel].backward(dy, self.W, saved, self._scratch, need_dx)
         self.params["W"].grad += dW
         if "b" in self.params:
             self.params["b"].grad += db
@@ -156,7 +122,7 @@ class Conv2D(Layer):
 
     def clear_cache(self) -> None:
         self._cache = None
-        self._scratch = K.Scratch()
+        self._scratch = Scratch()
 
     def output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3 or input_shape[0] != self.c_in:
@@ -243,6 +209,8 @@ class ConvTranspose2D(Layer):
     Computed by the convolution's own im2col and col2im (:mod:`npae.nn.kernels.transpose`).
     """
 
+    reference = ('conv_transpose2d_forward', 'conv_transpose2d_backward')
+
     def __init__(self, c_in: int, c_out: int, kernel_size, *, stride=1, padding: int = 0, output_padding: int = 0,
                  rng: np.random.Generator | None = None, dtype=np.float32, init="glorot_uniform", bias: bool = True):
         where = "ConvTranspose2D"
@@ -294,7 +262,7 @@ class ConvTranspose2D(Layer):
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         x2, x_shape, y_shape = self._cached("ConvTranspose2D")
         dy = _checks.check_grad(dy, y_shape, self.dtype, "ConvTranspose2D")
-        dW, db, dx = TK.transpose_backward(dy, self.W, x2, x_shape, self.stride, self.padding, self.output_padding,
+        dx, dW, db = TK.transpose_backward(dy, self.W, x2, x_shape, self.stride, self.padding, self.output_padding,
                                           need_dx)
         self.params["W"].grad += dW
         if "b" in self.params:

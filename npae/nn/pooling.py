@@ -55,6 +55,8 @@ class MaxPool2D(Layer):
     gradient is a true element of the subdifferential; overlapping windows add up.
     """
 
+    reference = ('maxpool_forward_backward',)
+
     has_kinks = True
 
     def __init__(self, pool_size: int | tuple[int, int] | list[int] = 2, *,
@@ -216,6 +218,8 @@ class UpSampling2D(Layer):
     ``dx[n, c, i, j] = sum_{a < sh, b < sw} dy[n, c, i*sh + a, j*sw + b]``.
     """
 
+    reference = ('upsample_forward', 'upsample_backward')
+
     def __init__(self, size: int | tuple[int, int] | list[int] = 2):
         self.size = _checks.pair(size, "size", "UpSampling2D")
 
@@ -287,6 +291,8 @@ class AvgPool2D(Layer):
     ``dx = dxp`` without its padding. A linear map: its backward is its adjoint.
     Definition: :func:`npae.nn.reference.avgpool_forward_backward`.
     """
+
+    reference = ('avgpool_forward_backward',)
 
     def __init__(self, pool_size: int | tuple[int, int] | list[int] = 2, *,
                  stride: int | tuple[int, int] | list[int] | None = None, padding: str | int = "valid"):

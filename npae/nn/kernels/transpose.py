@@ -1,4 +1,5 @@
-"""The kernels behind :class:`npae.ConvTranspose2D`: the convolution's input gradient as a layer of its
+"""The kernels behind :class:`npae.ConvTranspose2D` (not in ``KERNELS``: another layer, another
+signature, the same return order ``(dx, dW, db)``): the convolution's input gradient as a layer of its
 own. The definition is :func:`npae.nn.reference.conv_transpose2d_forward` and its backward (one input
 pixel at a time); these vectorize it with the convolution's own im2col and col2im
 (:mod:`npae.nn.windows`), and the tests hold both to the loops.
@@ -12,7 +13,8 @@ from ..windows import col2im, im2col
 
 
 def transpose_forward(x, W, b, stride, padding, output_padding):
-    """ConvTranspose2D's forward: the scatter of :func:`strided_backward`'s dx path.
+    """ConvTranspose2D's forward: the scatter of the im2col kernel's dx path
+    (:func:`npae.nn.kernels.im2col.backward`).
 
     With ``x2`` = x as (C_in, N*H*W) and ``W2`` = W as (C_in, C_out*kh*kw): ``cols = W2.T @ x2``
     holds each input pixel's kernel-weighted copy, col2im adds the copies onto a canvas of
@@ -29,7 +31,7 @@ def transpose_forward(x, W, b, stride, padding, output_padding):
 
 
 def transpose_backward(dy, W, x2, x_shape, stride, padding, output_padding, need_dx=True):
-    """``(dW, db, dx)`` of :func:`transpose_forward`: the windows each input pixel wrote to, read
+    """``(dx, dW, db)`` of :func:`transpose_forward`: the windows each input pixel wrote to, read
     back by im2col: ``dx2 = W2 @ cols(dy)``, ``dW2 = x2 @ cols(dy).T``, ``db = sum dy`` — the
     convolution's forward and its dW, on the zero-padded dy."""
     (c_in, c_out, kh, kw), (N, _, H, Wd), p = W.shape, x_shape, padding
@@ -40,6 +42,6 @@ def transpose_backward(dy, W, x2, x_shape, stride, padding, output_padding, need
     dW = (x2 @ cols.T).reshape(W.shape)
     db = dy.sum(axis=(0, 2, 3))
     if not need_dx:
-        return dW, db, None
+        return None, dW, db
     dx = (W.reshape(c_in, -1) @ cols).reshape(c_in, N, H, Wd).transpose(1, 0, 2, 3)
-    return dW, db, np.ascontiguousarray(dx)
+    return np.ascontiguousarray(dx), dW, db
