@@ -102,11 +102,18 @@ def save(fig, path):
     plt.close(fig)
 
 
-def main(doc, run, name, argv=None):
-    """Parse the common arguments, run the demo, print its headline, return its numbers."""
+def main(doc, run, name, argv=None, extend=None):
+    """Parse the common arguments (and those ``extend(parser)`` adds), run the demo, print its
+    headline, return its numbers."""
     require_matplotlib()
-    args = parser(doc.split("\n")[0]).parse_args(argv)
+    p = parser(doc.split("\n")[0])
+    if extend is not None:
+        extend(p)
+    args = p.parse_args(argv)
     result = run(args)
+    if result is None:  # nothing was trained (a listing)
+        return None
+    name = getattr(args, "family", None) or name
     print(f"{name}: test MSE {result['test_mse']:.5f} ({result['epochs']} epochs, {result['seconds']:.1f} s)")
     return result
 
@@ -145,8 +152,8 @@ def save_loss_curves(history, path, title):
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     epochs = history["epoch"]
-    for term in ("reconstruction", "code_penalty"):
-        if any(history[f"train_{term}"]):
+    for term in ("reconstruction", "code_penalty", "kl"):
+        if f"train_{term}" in history.rows[-1] and any(history[f"train_{term}"]):
             line, = ax.plot(epochs, history[f"train_{term}"], marker="o", label=f"train {term}")
             ax.plot(epochs, history[f"val_{term}"], ls="--", marker="o", color=line.get_color(), label=f"test {term}")
     ax.set_xlabel("epoch")

@@ -41,6 +41,29 @@ def test_demo_runs(name, figures, tmp_path, capsys):
     assert "embedded sample" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("family", ["sparse_kl", "vae", "denoising"])
+def test_the_generic_demo_runs_any_family(family, tmp_path, capsys):
+    """demos/family.py: a family without a demo of its own (sparse_kl), the VAE's other loss terms,
+    a denoiser's noisy / output / clean rows; its verdict beside the baselines."""
+    family_demo = importlib.import_module("family")
+    result = family_demo.main([family] + TINY + ["--out", str(tmp_path)])
+    finite_numbers(result)
+    for fig in (f"{family}_reconstructions.png", f"{family}_loss.png"):
+        assert (tmp_path / fig).read_bytes().startswith(b"\x89PNG"), fig
+    out = capsys.readouterr().out
+    assert f"{family}: code of {result['code_size']} numbers" in out and "against the mean image" in out
+    assert ("PCA-" in out) == (result["mse_pca"] is not None)
+
+
+def test_the_generic_demo_lists_and_refuses(capsys):
+    family_demo = importlib.import_module("family")
+    assert family_demo.main(["--list"]) is None
+    assert "families: ordinary, tied" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        family_demo.main(["nope", "--quick"])
+    assert e.value.code == 2 and "error: unknown family 'nope'" in capsys.readouterr().err
+
+
 def test_reproduce_writes_the_report(tmp_path):
     reproduce = importlib.import_module("reproduce")
     reproduce.main(TINY + ["--out", str(tmp_path)])
