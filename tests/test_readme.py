@@ -24,3 +24,10 @@ def test_readme_quickstart_commands():
     text = README.read_text(encoding="utf-8")
     assert 'python -m pip install -e ".[dev]"' in text
     assert "python -m pytest" in text
+
+
+def test_readme_is_a_door_not_a_manual():
+    """At most 200 lines: the depth is in docs/, the reading order in docs/README.md alone."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    assert "## Reading order" not in text and "docs/README.md#reading-order-of-the-package" in text

@@ -198,3 +198,10 @@ def test_the_reading_order_in_docs_lists_every_module():
     assert len(listed) == len(set(listed)), [p for p in listed if listed.count(p) > 1]
     assert set(listed) >= expected, f"not in the reading order: {sorted(expected - set(listed))}"
     assert set(listed) <= expected | {"npae/data/make_sample.py"}, sorted(set(listed) - expected)
+
+
+def test_docs_name_every_kernel_and_when_it_runs():
+    text = (ROOT.parent / "docs" / "layers.md").read_text()
+    table = text[text.index("### Which code computes it: the kernel table"):]
+    named = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)  # in the order the rule tries them
+    assert sorted(named) == sorted(KERNELS), f"docs/layers.md's kernel table names {named}; KERNELS has {list(KERNELS)}"
