@@ -70,7 +70,7 @@ def chain_terms(layer) -> int:
         return 1  # x * alpha
     if name in EXACT:
         return 0
-    raise KeyError(f"chain_terms: count the additions of {name} (a new layer: see npae/files/export.py's docstring)")
+    raise KeyError(f"chain_terms: count the additions of {name} (a new layer: add it here, see CONTRIBUTING.md)")
 
 
 def _has_torch() -> bool:
