@@ -95,7 +95,8 @@ def load(args):
         if args.limit:
             ox, oxt = ox[:args.limit], oxt[:max(args.limit // 5, 100)]
         other = {"title": o.title, "fit": ox[:len(ox) - len(ox) // 10], "test": oxt}
-    return {"title": data.title, "describe": data.describe(), "fit": x[:-n_val], "y_fit": y[:-n_val].astype(np.int64),
+    return {"title": data.title, "describe": data.describe(folder=False), "fit": x[:-n_val],
+            "y_fit": y[:-n_val].astype(np.int64),
             "val": x[-n_val:], "test": xt, "y_test": yt.astype(np.int64), "other": other}
 
 

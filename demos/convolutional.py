@@ -10,7 +10,7 @@ import numpy as np
 from _common import npae
 
 #: epochs in a quick look (--quick): what this model's cost allows in the minute the reproduction takes
-QUICK_EPOCHS = 2
+QUICK_EPOCHS = 4  # 0.0274 test MSE on the sample (2 epochs: 0.0359), about 10 s
 
 
 def run(args):

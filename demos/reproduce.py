@@ -73,7 +73,7 @@ def write_report(results, args, data, total):
     s = r["sparse"]
     lines = [
         "# Reproducing \"Deep inside: Autoencoders\" with npae", "",
-        f"{data.describe()}" + (f"; the first {n_train:,} training images" if args.limit else ""), "",
+        f"{data.describe(folder=False)}" + (f"; the first {n_train:,} training images" if args.limit else ""), "",
         (f"A quick look: the embedded sample, and for each model the epochs its cost allows (the table), written "
          f"into {args.out}. The full reproduction is "
          "`python demos/reproduce.py --data PATH/TO/mnist --out demos/figures`."

@@ -44,3 +44,25 @@ def test_relative_links_resolve(page):
 
 def test_link_check_sees_links():
     assert "docs/layers.md" in list(_relative_links(ROOT / "README.md"))
+
+
+def test_no_committed_file_names_a_path_of_the_machine_that_made_it():
+    """Reports and docs are read on other machines: a folder of this one (a data path, a checkout)
+    would be wrong there and says more than it should. Tests and code name temporary folders
+    through tmp_path, never by an absolute path."""
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True).stdout.split()
+    if not files:
+        pytest.skip("not a git checkout")
+    pattern = re.compile(r"(^|[^\w.~/])/(work|home|root|Users|tmp|mnt|opt|var/folders)/")
+    found = []
+    for name in files:
+        path = root / name
+        if path.suffix in (".png", ".gz", ".npz", ".npy") or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if pattern.search(line):
+                found.append(f"{name}:{number}: {line.strip()[:100]}")
+    assert not found, "\n".join(found)

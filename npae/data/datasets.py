@@ -172,15 +172,19 @@ class Dataset(tuple):
         """The shape of one sample, e.g. (1, 28, 28)."""
         return tuple(self[0][0].shape[1:])
 
-    def describe(self) -> str:
+    def describe(self, folder: bool = True) -> str:
+        """One line: what, how many, from where. ``folder=False`` leaves out the folder's path, for a
+        report meant to be shared (which then names the data by its title and content hash alone)."""
         n_train, n_test = len(self[0][0]), len(self[1][0])
         shape = "x".join(map(str, self.shape))
         if self.is_sample:
             return (f"data: {self.title} embedded sample, {n_train:,} train / {n_test:,} test images "
                     f"(the first of the full 60,000 / 10,000; for the full set: a data path or "
                     f"`python -m npae data download`)")
-        where = f"from {self.source} [{self.folder}]" if self.source != "path" else f"[{self.folder}]"
-        line = f"data: {self.title}, {n_train:,} train / {n_test:,} test images of {shape}, {where}"
+        where = f"[{self.folder}]" if folder else ""
+        where = f"from {self.source} {where}".rstrip() if self.source != "path" else where
+        line = f"data: {self.title}, {n_train:,} train / {n_test:,} test images of {shape}"
+        line += f", {where}" if where else ""
         if self.sha and self.name not in DATASETS:
             line += f", sha256 {self.sha}"
         extras = list(self.notes) + ([self.split] if self.split else [])
