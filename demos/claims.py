@@ -280,7 +280,38 @@ def features(d, models, pca, args):
             enc[label[name]] = codes(models[name], nt)
         for name, f in enc.items():
             robust.setdefault(name, {})[level] = float(np.mean(predictors[name](f) == yt))
+    plot_features(table, robust, label, d["title"], args.out / "claims_features.png")
     return table, robust, len(draws), label
+
+
+def plot_features(table, robust, label, title, path):
+    """Left: the probe's accuracy on every representation, all labels and 1,000 (each trained code beside
+    its untrained twin, the baselines in grey). Right: the all-labels probe on noisy test codes."""
+    import matplotlib.pyplot as plt
+
+    names = list(table)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 0.32 * len(names) + 1.6), gridspec_kw={"width_ratios": [3, 2]})
+    rows = np.arange(len(names))[::-1]
+    trained = set(label.values())
+    colour = ["tab:blue" if n in trained else "tab:orange" if n.endswith("untrained") else "grey" for n in names]
+    full = np.array([table[n][0] for n in names])
+    few, std = np.array([table[n][1] for n in names]), np.array([table[n][2] for n in names])
+    ax.barh(rows + 0.2, full, 0.4, color=colour, label="all labels")
+    ax.barh(rows - 0.2, few, 0.4, xerr=std, color=colour, alpha=0.45, label="1,000 labels (mean, std)")
+    ax.set_yticks(rows, names, fontsize=8)
+    lo = float(min(few.min(), full.min()))
+    ax.set_xlim(max(0.0, lo - 0.05), 1.0)
+    ax.set_xlabel(f"linear-probe test accuracy ({title})")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("trained code (blue), the same encoder untrained (orange), baselines (grey)", fontsize=9)
+    for name, accs in robust.items():
+        levels = [0.0] + sorted(accs)
+        bx.plot(levels, [table[name][0]] + [accs[lv] for lv in sorted(accs)], marker="o", label=name)
+    bx.set_xlabel("Gaussian noise on the test images (std)")
+    bx.set_ylabel("accuracy, probe trained on clean codes")
+    bx.legend(fontsize=8)
+    bx.set_title("robustness", fontsize=9)
+    C.save(fig, path)
 
 
 def features_report(table, robust, n_draws, label):
@@ -521,7 +552,7 @@ def write_report(args, d, timings, den, vis, feat, comp, total):
         f"standardized on the probe's training set) on each representation, trained with all "
         f"{len(d['fit']):,} training labels and with {FEW_LABELS:,}. Each trained encoder is beside its own "
         f"starting point (the same architecture and initial weights, untrained): what training adds over what "
-        f"the architecture gives.", "",
+        f"the architecture gives. Bars (and the robustness curves below): claims_features.png.", "",
         *f_lines, "", f"**Verdict.** {f_verdict}", "",
         "**Robustness** (\"a more robust representation\"): the all-labels probe, trained on clean codes, scored on "
         "the codes of noisy test images (Gaussian, clipped).", "",

@@ -113,5 +113,5 @@ def test_claims_quick_runs(tmp_path):
         assert section in text
     assert len(re.findall(r"\*\*Verdict\.\*\*", text)) == 5
     assert "nan" not in text
-    for fig in ("claims_denoising.png", "claims_visualization.png", "claims_compression.png"):
+    for fig in ("claims_denoising.png", "claims_visualization.png", "claims_features.png", "claims_compression.png"):
         assert (tmp_path / fig).read_bytes().startswith(b"\x89PNG")
