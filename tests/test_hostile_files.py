@@ -151,7 +151,7 @@ def test_a_bare_npy_and_random_bytes(tmp_path):
 def test_object_arrays_and_foreign_members_are_refused(tmp_path):
     members = members_of(tiny_model())
     write_zip(tmp_path / "obj.npz", {**members, "param/encoder.0.W.npy": npy(shape=(12, 4), descr="|O")})
-    assert_refused(tmp_path / "obj.npz", "npae files hold only numbers")
+    assert_refused(tmp_path / "obj.npz", "npae reads only numbers")
     write_zip(tmp_path / "extra.npz", {**members, "evil.py": b"import os"})
     assert_refused(tmp_path / "extra.npz", "unexpected member")
     write_zip(tmp_path / "stranger.npz", {**members, "notes.npy": npy(np.zeros(2))})

@@ -48,8 +48,8 @@ class ArchiveError(ValueError):
 class Archive:
     """The checked directory of an ``.npz``: ``headers[key] = (shape, dtype)`` for every member."""
 
-    def __init__(self, path, max_values: int = MAX_VALUES):
-        self.path = pathlib.Path(path)
+    def __init__(self, path, max_values: int = MAX_VALUES, kind: str = "npae file"):
+        self.path, self.kind = pathlib.Path(path), kind
         try:
             with open(self.path, "rb") as f:
                 start = f.read(len(NPY_MAGIC))
@@ -60,11 +60,11 @@ class Archive:
         except OSError as exc:
             raise ArchiveError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         if start == NPY_MAGIC:
-            raise ArchiveError(f"{self.path}: a bare .npy array, not an npae .npz file")
+            raise ArchiveError(f"{self.path}: a bare .npy array, not an .npz archive ({self.kind})")
         try:
             self.zip = zipfile.ZipFile(self.path)
         except READ_ERRORS:
-            raise ArchiveError(f"{self.path}: not an npae file (not a zip archive)") from None
+            raise ArchiveError(f"{self.path}: not an {self.kind} (not a zip archive)") from None
         try:
             self.headers = self._headers(max_values)
         except ArchiveError:
@@ -109,7 +109,7 @@ class Archive:
             header_bytes = f.tell()
         if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
             raise ArchiveError(f"{self.path}: member {info.filename!r} is of type {dtype}; "
-                               "npae files hold only numbers")
+                               "npae reads only numbers (booleans, integers, floats)")
         if not all(isinstance(s, int) and s >= 0 for s in shape):
             raise ArchiveError(f"{self.path}: member {info.filename!r} has an invalid shape {shape}")
         return tuple(shape), dtype, header_bytes
