@@ -36,13 +36,24 @@ def require_matplotlib() -> None:
         raise SystemExit(1) from None
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an int of at least 1 (``--epochs 0`` is a mistake, not "the default")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", type=pathlib.Path,
                    help="folder with the MNIST IDX files (default: cache, else the embedded sample)")
     p.add_argument("--quick", action="store_true",
                    help="the embedded sample, with epochs fitted to each model's cost: a first look in about a minute")
-    p.add_argument("--epochs", type=int,
+    p.add_argument("--epochs", type=positive_int,
                    help=f"every model's epochs (default {FULL_EPOCHS}; with --quick, each model's own)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
@@ -114,7 +125,8 @@ def main(doc, run, name, argv=None, extend=None):
     if result is None:  # nothing was trained (a listing)
         return None
     name = getattr(args, "family", None) or name
-    print(f"{name}: test MSE {result['test_mse']:.5f} ({result['epochs']} epochs, {result['seconds']:.1f} s)")
+    epochs = result["epochs"]
+    print(f"{name}: test MSE {result['test_mse']:.5f} ({epochs} epoch{'s' * (epochs != 1)}, {result['seconds']:.1f} s)")
     return result
 
 

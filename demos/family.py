@@ -7,7 +7,8 @@ Trains ``npae.FAMILIES[FAMILY]`` on MNIST (the embedded sample with --quick) and
 loss curves and reconstructions (a denoiser: noisy / output / clean) into --out. Its test MSE
 is printed beside two baselines that ask nothing of training: the mean training image, and
 PCA with as many components as the model's code has numbers (the best linear code of that
-size). An autoencoder that does not beat PCA has learned nothing a linear projection could not.
+size; for a denoiser, PCA projects the same noisy images the model is given). An autoencoder
+that does not beat PCA has learned nothing a linear projection could not.
 """
 
 import sys
@@ -27,14 +28,16 @@ def arguments(p):
     p.add_argument("--code", type=int, help="the code's size (its channels, for a convolutional family)")
 
 
-def baselines(model, x, xt, k):
-    """(mean-image MSE, PCA-k MSE) on the test images, both fitted on the training images."""
-    flat, flat_t = x.reshape(len(x), -1), xt.reshape(len(xt), -1)
+def baselines(x, given, target, k):
+    """(mean-image MSE, PCA-k MSE) against the clean test images ``target``: the mean training image,
+    and the training images' top-k principal directions applied to what the model is given (the
+    noisy images, for a denoiser: the same task as the model's)."""
+    flat, flat_g, flat_t = (a.reshape(len(a), -1) for a in (x, given, target))
     mean_mse = float(((flat_t - flat.mean(0)) ** 2).mean())
     if k >= flat.shape[1]:
         return mean_mse, None
     pca = M.PCA(k).fit(flat)
-    return mean_mse, float(((pca.decode(pca.encode(flat_t)) - flat_t) ** 2).mean())
+    return mean_mse, float(((pca.decode(pca.encode(flat_g)) - flat_t) ** 2).mean())
 
 
 def run(args):
@@ -55,14 +58,15 @@ def run(args):
     x, xt = x.reshape((len(x),) + model.input_shape), xt.reshape((len(xt),) + model.input_shape)
     history, seconds = C.train(model, x, xt, args, args.family, epochs)
     k = int(np.prod(model.encode(xt[:1]).shape[1:]))
-    mean_mse, pca_mse = baselines(model, x, xt, k)
     if model.noise is not None:  # a denoiser: measured against the clean images, from noisy ones
-        noisy = model.noise(xt, np.random.default_rng(npae.train.VALIDATION_SEED))
-        out = model.reconstruct(noisy)
-        rows, labels = [noisy[:10], out[:10], xt[:10]], ["noisy", "output", "clean"]
+        given = model.noise(xt, np.random.default_rng(npae.train.VALIDATION_SEED))
+        out = model.reconstruct(given)
+        rows, labels = [given[:10], out[:10], xt[:10]], ["noisy", "output", "clean"]
     else:
+        given = xt
         out = model.reconstruct(xt)
         rows, labels = [xt[:10], out[:10]], ["input", args.family]
+    mean_mse, pca_mse = baselines(x, given, xt, k)
     mse = float(npae.mse(out, xt)[0])
     pca_text = f"PCA-{k} {pca_mse:.5f}" if pca_mse is not None else f"no PCA baseline (code {k} >= the input's size)"
     if mse >= mean_mse:

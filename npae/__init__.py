@@ -1,6 +1,6 @@
 """npae: autoencoders from scratch in NumPy, with hand-written and gradient-checked backward passes.
 
-The package, floor by floor (a module imports only from its own floor and those below;
+The package, floor by floor (a module imports only from its own folder and the floors below;
 tests/test_structure.py checks it, docs/README.md gives the reading order):
 
 - the root: ``core`` (Param, Layer, Sequential, the layer registry), ``init``, ``registry``,

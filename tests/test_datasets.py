@@ -16,7 +16,8 @@ from npae.data.datasets import FILES, DataError, load_fashion_mnist, load_mnist
 from npae.data.idx import read_idx, write_idx
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data is not beside the checkout")
+needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(),
+                                  reason="the full MNIST files are not at ../shared/data (tests/README.md)")
 
 
 def fake_dataset(folder, n_train=4, n_test=3, seed=0, compress=True):

@@ -3,6 +3,7 @@
 (setup.cfg) so nothing else in it uses an old path; these tests ask for them on purpose."""
 
 import importlib
+import importlib.util
 import sys
 
 import numpy as np
@@ -27,8 +28,9 @@ def test_every_old_module_path_imports_as_its_new_module_with_a_warning(old, fre
     with pytest.warns(DeprecationWarning, match=rf"npae\.{old} moved to npae\.{MOVED[old][0]} in npae 0\.3\.0") as w:
         alias = importlib.import_module(f"npae.{old}")
     assert len(w) == 1
-    public = [n for n in vars(new) if not n.startswith("_")]
-    assert public and all(getattr(alias, n) is getattr(new, n) for n in public)
+    public = [n for n in vars(new) if not n.startswith("_") and not isinstance(getattr(new, n), type(npae))]
+    assert public and all(getattr(alias, n) is getattr(new, n) for n in public)  # (a submodule may yield to a
+    # function the old module held under its name: npae.conv_kernels.im2col, below)
     with pytest.raises(AttributeError, match=f"npae.{old} .now npae.{MOVED[old][0]}. has no name 'no_such_name'"):
         alias.no_such_name  # noqa: B018
 
@@ -91,3 +93,46 @@ def test_renamed_family_keywords(family, old, new, value):
         np.testing.assert_array_equal(p.value, q.value)
     with pytest.raises(TypeError, match=f"{old}= is the old name of {new}="):
         make(**{old: value, new: value})
+
+
+def test_what_is_set_on_an_old_path_reaches_the_code(fresh, monkeypatch):
+    """0.2's own tests patched npae.conv_kernels.FLAT_BUDGET: the flat kernel must see it."""
+    with pytest.warns(DeprecationWarning):
+        import npae.conv_kernels as old
+    monkeypatch.setattr(old, "FLAT_BUDGET", 1 << 10)
+    assert npae.nn.kernels.flat.FLAT_BUDGET == 1 << 10
+    layer = npae.Conv2D(4, 6, 3, rng=np.random.default_rng(0))
+    layer.forward(np.zeros((8, 4, 10, 10), np.float32))
+    assert layer._cache.block == 1  # a block per sample, as the budget now asks
+    monkeypatch.undo()
+    assert npae.nn.kernels.flat.FLAT_BUDGET == 16 << 20
+
+
+def test_star_imports_names_that_moved_and_names_that_are_gone(fresh):
+    with pytest.warns(DeprecationWarning):
+        namespace = {}
+        exec("from npae.conv import *", namespace)
+    assert namespace["Conv2D"] is npae.Conv2D and namespace["MaxPool2D"] is npae.MaxPool2D
+    with pytest.warns(DeprecationWarning):
+        from npae.conv_kernels import im2col  # 0.2 re-exported windows.im2col, not the new module
+    assert im2col is npae.nn.windows.im2col
+    with pytest.raises(ImportError, match=r"strided_forward is gone in npae 0\.3\.0: use npae\.nn\.kernels\.KERNELS"):
+        from npae.conv_kernels import strided_forward  # noqa: F401
+    with pytest.warns(DeprecationWarning):
+        import npae.export as old_export
+    assert old_export.AS_IS is npae.converters.AS_IS and old_export.CONVERTERS is npae.converters.CONVERTERS
+
+
+def test_import_module_and_reload_warn_once_at_the_callers_line(fresh):
+    with pytest.warns(DeprecationWarning) as w:
+        alias = importlib.import_module("npae.losses")
+    assert len(w) == 1 and w[0].filename == __file__
+    import warnings
+
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        importlib.reload(alias)
+    assert not [x for x in again if issubclass(x.category, DeprecationWarning)]
+    with pytest.warns(DeprecationWarning):
+        npae.io  # noqa: B018
+    assert importlib.util.find_spec("npae.io") is not None

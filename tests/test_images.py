@@ -12,7 +12,8 @@ from npae.cli import main
 from npae.data.datasets import DataError
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data is not beside the checkout")
+needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(),
+                                  reason="the full MNIST files are not at ../shared/data (tests/README.md)")
 
 
 def grey(n=50, h=12, w=10, seed=0):

@@ -1,5 +1,5 @@
 """The command line's arguments: the parser of ``python -m npae`` (its commands are in
-:mod:`npae.__main__`, which hands them to :func:`parser`), argparse types that check numbers and
+:mod:`npae.cli.main`, which hands them to :func:`parser`), argparse types that check numbers and
 paths, and a parser whose every error is one ``error:`` line (exit status 2).
 """
 
@@ -62,7 +62,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 def parser(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
     from ..models.families import CODE_ACTIVATIONS, FAMILIES
 
-    p = _Parser(prog="python -m npae", description=__doc__.split("\n")[0])
+    p = _Parser(prog="python -m npae", description="npae: autoencoders from scratch in NumPy, with hand-written "
+                "and gradient-checked backward passes. Every mistake is one error: line.")
     p.add_argument("--version", action="version", version=f"npae {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -177,7 +177,8 @@ def _train(args: argparse.Namespace) -> int:
            **{k: getattr(args, k) for k in ("code", "code_activation", "noise", "upsample", "downsample", "batchnorm")}}
     if args.resume is not None:
         _check_resume(args.resume, run, model, args.epochs)
-    print(f"{model!r}; Adam lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, "
+    epochs = f"{args.epochs} epoch{'s' * (args.epochs != 1)}"
+    print(f"{model!r}; Adam lr={args.lr}, batch {args.batch_size}, {epochs}, seed {args.seed}, "
           f"loss {model.loss}; writing into {out}")
     with warnings.catch_warnings():  # fit says it in its own lines; the result is reported below
         warnings.simplefilter("ignore", RuntimeWarning)

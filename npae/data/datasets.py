@@ -181,7 +181,7 @@ class Dataset(tuple):
             return (f"data: {self.title} embedded sample, {n_train:,} train / {n_test:,} test images "
                     f"(the first of the full 60,000 / 10,000; for the full set: a data path or "
                     f"`python -m npae data download`)")
-        where = f"[{self.folder}]" if folder else ""
+        where = f"[{self.folder}]" if folder and str(self.folder) != self.title else ""
         where = f"from {self.source} {where}".rstrip() if self.source != "path" else where
         line = f"data: {self.title}, {n_train:,} train / {n_test:,} test images of {shape}"
         line += f", {where}" if where else ""

@@ -13,12 +13,16 @@ generic demo (``demos/family.py``) and the tests find it in ``FAMILIES``.
 import importlib as _importlib
 import pkgutil as _pkgutil
 
+from . import conv_families  # noqa: F401 (registers its families; named, so no search is needed for them)
 from .autoencoders import Autoencoder
 from .families import FAMILIES
 from .model import MODELS, Model
 from .vae import VAE
 
-for _module in _pkgutil.iter_modules(__path__):  # sorted by name: the dense families register first
+# any further module of this folder (a new family): found by name, so it needs no line here. The
+# order of FAMILIES is the order of registration: the dense families (conv_families imports
+# families first), the convolutional ones, then these, by file name.
+for _module in _pkgutil.iter_modules(__path__):
     _importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["Autoencoder", "FAMILIES", "Model", "MODELS", "VAE"]
