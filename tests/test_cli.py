@@ -211,3 +211,36 @@ def test_a_broken_pipe_is_not_a_traceback(tmp_path):
     child.stdout.close()  # the reader is gone before anything is written, as with `| head -n 0`
     err = child.stderr.read().decode()
     assert child.wait() == 1 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "0"], ["--epochs", "-1"], ["--epochs", "1e9"], ["--batch-size", "0"],
+                                   ["--lr", "nan"], ["--lr", "inf"], ["--lr", "-0.1"], ["--limit", "0"]])
+def test_numbers_a_careless_user_types(flags, tmp_path, capsys):
+    """A command-line mistake: one error: line, exit status 2, and nothing written."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "ordinary", *flags, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith(f"error: argument {flags[0]}:")
+    assert not (tmp_path / "run").exists()
+
+
+def test_paths_that_cannot_be_written_or_read(tmp_path, capsys):
+    """Found while running: one error: line, exit status 1, nothing half-written."""
+    (tmp_path / "a-file").write_text("x")
+    assert main(["train", "ordinary", "--limit", "64", "--out", str(tmp_path / "a-file" / "run")]) == 1
+    assert error_line(capsys).endswith("Not a directory")
+    run = tmp_path / "run"
+    assert main(["train", "ordinary", "--epochs", "1", "--limit", "64", "--out", str(run)]) == 0
+    capsys.readouterr()
+    (tmp_path / "folder.safetensors").mkdir()
+    assert main(["export", str(run / "model.npz"), str(tmp_path / "folder.safetensors"), "--overwrite"]) == 1
+    assert "is a folder, not a file" in error_line(capsys)
+    assert main(["export", str(run / "model.npz"), str(tmp_path / "missing" / "m.safetensors")]) == 1
+    assert "does not exist" in error_line(capsys) and not (tmp_path / "missing").exists()
+    images = tmp_path / "mine.npy"
+    np.save(images, (np.random.default_rng(0).random((40, 8, 8)) * 255).astype(np.uint8))
+    assert main(["train", "ordinary", "--epochs", "1", "--data", str(images), "--out", str(tmp_path / "r2")]) == 0
+    capsys.readouterr()
+    images.unlink()
+    assert main(["evaluate", str(tmp_path / "r2" / "model.npz")]) == 1
+    assert "which is not on this machine; pass --data" in error_line(capsys)

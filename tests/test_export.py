@@ -637,6 +637,11 @@ def _t(dtype="F32", shape=(2,), offsets=(0, 8)):
 HOSTILE = [
     ("empty", None, b"", "fewer than the 8"),
     ("a header longer than the limit", {"length": 2 ** 62}, b"", "more than the 100,000,000 this reader takes"),
+    ("a header of 2**63 bytes", {"length": 2 ** 63}, b"", "more than the 100,000,000 this reader takes"),
+    ("a header of 100 MB and one byte", {"length": 100_000_001}, b"", "more than the 100,000,000"),
+    ("offsets outside the data", {"header": {"w": _t(shape=(2,), offsets=(8, 16))}}, b"\0" * 8, "leaves a gap"),
+    ("a shape whose product is astronomical", {"header": {"w": _t(shape=(2 ** 62, 2 ** 62), offsets=(0, 8))}},
+     b"\0" * 8, "but its data_offsets span 8"),
     ("a header longer than the file", {"length": 1000, "raw_header": b"{}"}, b"", "1,000 bytes in a file of 10"),
     ("not JSON", {"raw_header": b"{nope"}, b"", "not a safetensors file"),
     ("not UTF-8", {"raw_header": b'{"\xff": 1}'}, b"", "not a safetensors file"),
