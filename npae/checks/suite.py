@@ -98,9 +98,9 @@ def _against_reference(title: str, pairs: list[tuple[str, np.ndarray, np.ndarray
 
 
 def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
-    def conv(c_in, c_out, stride, padding, fast=True):
+    def conv(c_in, c_out, stride, padding, fast=True, kernel=None):
         layer = _conv(rng, c_in, c_out, 3, stride=stride, padding=padding)
-        layer.fast = fast
+        layer.fast, layer.kernel = fast, kernel
         x = rng.standard_normal((2, c_in, 7, 6))
         y = layer.forward(x)
         dy = rng.standard_normal(y.shape)
@@ -184,6 +184,7 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
 
     yield "reference: BatchNorm1D, training", lambda: batchnorm(BatchNorm1D, (6, 4))
     yield "reference: BatchNorm2D, training", lambda: batchnorm(BatchNorm2D, (3, 2, 4, 5))
+    yield "reference: Conv2D 3->4, stride 1, 'same', winograd", lambda: conv(3, 4, 1, "same", kernel="winograd")
 
 
 def builtin_checks(rng: np.random.Generator) -> Iterator[tuple[str, Callable[[], GradcheckReport]]]:

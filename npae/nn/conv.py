@@ -93,11 +93,14 @@ class Conv2D(Layer):
 
     #: Use the fast kernels where they pay (False: the im2col kernel for every shape and stride).
     fast = True
+    #: A kernel asked for by name (one of ``npae.nn.kernels.KERNELS``), used wherever it applies to
+    #: the layer's shape; None (the default): the rule of :func:`npae.nn.kernels.choose_kernel`.
+    kernel: str | None = None
 
     def kernel_for(self, out: tuple[int, int]) -> str:
         """The name of the kernel pair that runs for an output of ``out`` = (Ho, Wo) positions
         (:func:`npae.nn.kernels.choose_kernel`)."""
-        return choose_kernel(self.W, self.stride, out, self.fast)
+        return choose_kernel(self.W, self.stride, out, self.fast, self.kernel)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "Conv2D", self.dtype)

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import flat, im2col, nhwc, per_sample
+from . import flat, im2col, nhwc, per_sample, winograd
 from .base import Geometry, Saved, Scratch
 
 
@@ -51,7 +51,12 @@ KERNELS: dict[str, KernelPair] = {
     "flat": KernelPair(flat.forward, flat.backward),
     "per_sample": KernelPair(per_sample.forward, per_sample.backward),
     "nhwc": KernelPair(nhwc.forward, nhwc.backward),
+    "winograd": KernelPair(winograd.forward, winograd.backward),
 }
+
+#: the shapes each kernel can compute at all (the others compute every shape)
+APPLIES = {"flat": lambda W, stride: tuple(stride) == (1, 1), "per_sample": lambda W, stride: tuple(stride) == (1, 1),
+           "winograd": winograd.pays}
 
 #: where the channels-last kernels pay, measured against the others one thread a side
 #: (benchmarks/README.md): wide layers on small grids, any stride
@@ -73,10 +78,18 @@ def per_sample_pays(W: np.ndarray) -> bool:
     return c_in * kh * kw + 1 <= 2 * c_out
 
 
-def choose_kernel(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], fast: bool = True) -> str:
-    """The kernel that runs, by one rule: ``im2col`` when ``fast`` is False; else ``nhwc`` where
+def choose_kernel(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], fast: bool = True,
+                  prefer: str | None = None) -> str:
+    """The kernel that runs, by one rule: ``prefer`` where it applies to the shape (``Conv2D.kernel``:
+    a kernel asked for by name); else ``im2col`` when ``fast`` is False; else ``nhwc`` where
     :func:`nhwc_pays`; else ``im2col`` for stride > 1; else (stride 1) ``per_sample`` where
-    :func:`per_sample_pays`, and ``flat`` for the rest."""
+    :func:`per_sample_pays`, and ``flat`` for the rest. ``winograd`` (3x3, stride 1) runs only when
+    asked for: measured here it does not yet pay (benchmarks/README.md)."""
+    if prefer is not None:
+        if prefer not in KERNELS:
+            raise ValueError(f"Conv2D.kernel must be one of {sorted(KERNELS)} or None, got {prefer!r}")
+        if APPLIES.get(prefer, lambda W, stride: True)(W, stride):
+            return prefer
     if not fast:
         return "im2col"
     if nhwc_pays(W, out):
