@@ -185,6 +185,7 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
     yield "reference: BatchNorm1D, training", lambda: batchnorm(BatchNorm1D, (6, 4))
     yield "reference: BatchNorm2D, training", lambda: batchnorm(BatchNorm2D, (3, 2, 4, 5))
     yield "reference: Conv2D 3->4, stride 1, 'same', winograd", lambda: conv(3, 4, 1, "same", kernel="winograd")
+    yield "reference: Conv2D 3->4, stride 1, 'same', winograd4", lambda: conv(3, 4, 1, "same", kernel="winograd4")
 
 
 def builtin_checks(rng: np.random.Generator) -> Iterator[tuple[str, Callable[[], GradcheckReport]]]:

@@ -52,11 +52,12 @@ KERNELS: dict[str, KernelPair] = {
     "per_sample": KernelPair(per_sample.forward, per_sample.backward),
     "nhwc": KernelPair(nhwc.forward, nhwc.backward),
     "winograd": KernelPair(winograd.forward, winograd.backward),
+    "winograd4": KernelPair(winograd.forward4, winograd.backward4),
 }
 
 #: the shapes each kernel can compute at all (the others compute every shape)
 APPLIES = {"flat": lambda W, stride: tuple(stride) == (1, 1), "per_sample": lambda W, stride: tuple(stride) == (1, 1),
-           "winograd": winograd.pays}
+           "winograd": winograd.pays, "winograd4": winograd.pays}
 
 #: where the channels-last kernels pay, measured against the others one thread a side
 #: (benchmarks/README.md): wide layers on small grids, any stride
