@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 import npae  # noqa: E402
 
 SHAPES = [(16, 8, 14), (8, 8, 7), (32, 64, 16), (64, 128, 8), (128, 128, 4), (128, 64, 8), (64, 32, 16)]
+#: the kernels timed beside the one npae chooses: 3x3 stride 1, so every shape here
+WINOGRAD = ("winograd", "winograd4")
 BATCHES = (64, 256)
 
 
@@ -70,6 +72,16 @@ def layer_pair(c_in, c_out, hw, batch, use_torch, rng):
         layer.backward(dy)
 
     fns = {"npae": ours}
+    for name in WINOGRAD:  # the same layer, by the Winograd kernels (issue 27): interleaved with the rest
+        twin = npae.Conv2D(c_in, c_out, 3, rng=np.random.default_rng(0))
+        twin.params["W"].value[...] = layer.W
+        twin.kernel = name
+
+        def run(twin=twin):
+            twin.forward(x)
+            twin.backward(dy)
+
+        fns[name] = run
     if use_torch:
         import torch
 
@@ -88,7 +100,8 @@ def layer_pair(c_in, c_out, hw, batch, use_torch, rng):
 def bench_layers(repeat, use_torch):
     rng = np.random.default_rng(0)
     print(f"\n1. Conv2D 3x3 same, forward + backward (ms), one thread a side, best / median of {repeat}")
-    print(f"{'shape':<18} {'batch':>5} {'kernel':>10} {'npae':>16} {'torch':>16} {'npae/torch':>11}")
+    print(f"{'shape':<18} {'batch':>5} {'kernel':>10} {'npae':>16} {'torch':>16} {'npae/torch':>11}"
+          + "".join(f" {name + '/torch':>15}" for name in WINOGRAD))
     rows = []
     for c_in, c_out, hw in SHAPES:
         for batch in BATCHES:
@@ -97,10 +110,11 @@ def bench_layers(repeat, use_torch):
             a, b = r["npae"], r.get("torch", (float("nan"),) * 2)
             ratio = a[1] / b[1]
             kernel = layer.kernel_for((hw, hw))
+            wino = {name: r[name][1] / b[1] for name in WINOGRAD}
             rows.append({"shape": f"{c_in} -> {c_out} @ {hw}", "batch": batch, "kernel": kernel,
-                         "npae": a, "torch": b, "ratio": ratio})
+                         "npae": a, "torch": b, "ratio": ratio, **{name: r[name] for name in WINOGRAD}})
             print(f"{c_in:>3} -> {c_out:<3} @ {hw:<3}   {batch:>5} {kernel:>10} {a[0] * 1e3:7.1f} /{a[1] * 1e3:7.1f} "
-                  f"{b[0] * 1e3:7.1f} /{b[1] * 1e3:7.1f} {ratio:11.2f}")
+                  f"{b[0] * 1e3:7.1f} /{b[1] * 1e3:7.1f} {ratio:11.2f}" + "".join(f" {v:15.2f}" for v in wino.values()))
     return rows
 
 
