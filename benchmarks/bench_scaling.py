@@ -109,7 +109,7 @@ def bench_layers(repeat, use_torch):
             r = interleaved(fns, repeat)
             a, b = r["npae"], r.get("torch", (float("nan"),) * 2)
             ratio = a[1] / b[1]
-            kernel = layer.kernel_for((hw, hw))
+            kernel = layer.kernel_for((hw, hw), batch)
             wino = {name: r[name][1] / b[1] for name in WINOGRAD}
             rows.append({"shape": f"{c_in} -> {c_out} @ {hw}", "batch": batch, "kernel": kernel,
                          "npae": a, "torch": b, "ratio": ratio, **{name: r[name] for name in WINOGRAD}})
@@ -169,7 +169,16 @@ def model_steps(kind: str, batch: int, use_torch: bool):
         model.loss_and_grads(x)
         opt.step()
 
-    fns = {"npae": ours}
+    twin = cifar_npae(np.random.default_rng(1)) if kind == "cifar" else \
+        npae.models.conv_families.convolutional(rng=np.random.default_rng(1))
+    twin_opt = npae.optim.Adam(twin.named_params())
+
+    def before():  # the same step with the kernel rule of before Winograd (issue 27)
+        with without_winograd():
+            twin.loss_and_grads(x)
+            twin_opt.step()
+
+    fns = {"npae": ours, "before": before}
     if use_torch:
         import torch
 
@@ -193,17 +202,29 @@ def _article_torch(model):
     return torch_model("convolutional")
 
 
+class without_winograd:
+    """The kernel rule as it was before the Winograd kernels: ``winograd_pays`` says no, for a while."""
+
+    def __enter__(self):
+        self.saved = npae.nn.kernels.winograd_pays
+        npae.nn.kernels.winograd_pays = lambda *args: None
+
+    def __exit__(self, *exc):
+        npae.nn.kernels.winograd_pays = self.saved
+
+
 def bench_models(repeat, use_torch):
     print(f"\n2. a training step (forward, MSE, backward, Adam), ms, one thread a side, best / median of {repeat}")
-    print(f"{'model':<34} {'batch':>5} {'npae':>16} {'torch':>16} {'npae/torch':>11}")
+    print(f"{'model':<34} {'batch':>5} {'npae':>16} {'before':>16} {'torch':>16} {'npae/torch':>11} "
+          f"{'before/torch':>13}")
     rows = []
     for kind, label in (("cifar", "CIFAR-sized, 3x32x32, 32-64-128"), ("article", "the article's conv AE, 1x28x28")):
         for batch in BATCHES:
             r = interleaved(model_steps(kind, batch, use_torch), max(3, repeat // 2))
-            a, b = r["npae"], r.get("torch", (float("nan"),) * 2)
-            rows.append({"model": kind, "batch": batch, "npae": a, "torch": b, "ratio": a[1] / b[1]})
-            print(f"{label:<34} {batch:>5} {a[0] * 1e3:7.1f} /{a[1] * 1e3:7.1f} {b[0] * 1e3:7.1f} /{b[1] * 1e3:7.1f} "
-                  f"{a[1] / b[1]:11.2f}")
+            a, p, b = r["npae"], r["before"], r.get("torch", (float("nan"),) * 2)
+            rows.append({"model": kind, "batch": batch, "npae": a, "before": p, "torch": b, "ratio": a[1] / b[1]})
+            print(f"{label:<34} {batch:>5} {a[0] * 1e3:7.1f} /{a[1] * 1e3:7.1f} {p[0] * 1e3:7.1f} /{p[1] * 1e3:7.1f} "
+                  f"{b[0] * 1e3:7.1f} /{b[1] * 1e3:7.1f} {a[1] / b[1]:11.2f} {p[1] / b[1]:13.2f}")
     return rows
 
 

@@ -315,15 +315,15 @@ def test_fuzz_png(tmp_path, data, mode):
 BUDGET_CASES = {
     "decompression bomb 30000x30000 (a real one: 900 MB of zeros in 1 MB)": "bomb",
     "npy header of a terabyte in 100 bytes": "npy",
-    "npz deflate bomb of 4 GiB": "npz",
+    "npz deflate bomb of 1 GiB": "npz",
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(BUDGET_CASES.values()), ids=list(BUDGET_CASES))
 def test_hostile_files_cost_little_time_and_memory(case, tmp_path):
-    """Peak memory (the child's maximum resident set) at most 400 MB; the time is printed and guarded by a
-    timeout only, never asserted."""
+    """Peak memory (the child's own peak resident set, VmHWM) at most 400 MB; the time is printed and
+    guarded by a timeout only, never asserted."""
     pytest.importorskip("resource")  # the child reads its peak with it (not on Windows)
     if case == "bomb":
         pil()
@@ -337,8 +337,8 @@ def test_hostile_files_cost_little_time_and_memory(case, tmp_path):
     else:
         target = tmp_path / "bomb.npz"
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z, z.open("x.npy", "w", force_zip64=True) as f:
-            f.write(npy_header((1 << 32,)))
-            for _ in range(256):
+            f.write(npy_header((1 << 30,)))  # twice the budget, written in full: 1 GiB of zeros in 1 MB
+            for _ in range(64):
                 f.write(b"\0" * (1 << 24))
     code = textwrap.dedent(f"""
         import json, resource, time
@@ -349,8 +349,11 @@ def test_hostile_files_cost_little_time_and_memory(case, tmp_path):
             outcome = "read"
         except npae.DataError as exc:
             outcome = "DataError: " + str(exc)[:80]
-        print(json.dumps({{"outcome": outcome, "seconds": time.perf_counter() - t,
-                           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+        try:  # VmHWM: this process's own peak (ru_maxrss keeps a forking parent's across exec on Linux)
+            peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+        except OSError:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({{"outcome": outcome, "seconds": time.perf_counter() - t, "peak_mb": peak}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -56,7 +56,7 @@ def test_conv2d_every_kernel_matches_loops(c_in, c_out, padding, kernel, fast, b
     layer.fast = fast
     layer.params["b"].value[...] = rng.standard_normal(c_out)
     x = rng.standard_normal((3, c_in, 6, 5))
-    assert layer.kernel_for(layer.output_shape(x.shape[1:])[1:]) == (kernel if fast else "im2col")
+    assert layer.kernel_for(layer.output_shape(x.shape[1:])[1:], len(x)) == (kernel if fast else "im2col")
     y = layer.forward(x)
     close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
     dy = rng.standard_normal(y.shape)
@@ -82,7 +82,7 @@ def test_conv2d_channels_last_kernel_matches_loops(stride, padding, kernel_size,
     layer.params["b"].value[...] = rng.standard_normal(c_out)
     x = rng.standard_normal((3, c_in) + hw)
     out = layer.output_shape(x.shape[1:])[1:]
-    assert out[0] * out[1] <= npae.nn.kernels.NHWC_MAX_POSITIONS and layer.kernel_for(out) == "nhwc"
+    assert out[0] * out[1] <= npae.nn.kernels.NHWC_MAX_POSITIONS and layer.kernel_for(out, len(x)) == "nhwc"
     y = layer.forward(x)
     close(y, ref.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding))
     dy = rng.standard_normal(y.shape)
@@ -96,12 +96,19 @@ def test_conv2d_channels_last_kernel_matches_loops(stride, padding, kernel_size,
 
 
 def test_the_kernel_rule():
-    """Which kernel runs, by the documented rule (npae.nn.kernels.nhwc_pays, per_sample_pays)."""
-    def kernel(c_in, c_out, out, stride=1, fast=True):
-        layer = npae.Conv2D(c_in, c_out, 3, stride=stride)
+    """Which kernel runs, by the documented rule (npae.nn.kernels.winograd_pays, nhwc_pays, per_sample_pays)."""
+    def kernel(c_in, c_out, out, stride=1, fast=True, batch=None, k=3):
+        layer = npae.Conv2D(c_in, c_out, k, stride=stride)
         layer.fast = fast
-        return layer.kernel_for(out)
+        return layer.kernel_for(out, batch)
 
+    # Winograd: 3x3 stride 1, enough channels, enough tiles (F(4x4): N ceil(Ho/4) ceil(Wo/4) >= 1024)
+    assert kernel(32, 64, (16, 16), batch=64) == kernel(64, 128, (8, 8), batch=256) == "winograd4"
+    assert kernel(128, 64, (8, 8), batch=64) == kernel(128, 128, (4, 4), batch=256) == "winograd"
+    assert kernel(64, 128, (8, 8), batch=63) == "nhwc" and kernel(16, 8, (14, 14), batch=1024) == "flat"
+    assert kernel(64, 64, (16, 16), batch=256, stride=2) == "im2col" and kernel(64, 64, (16, 16), batch=256,
+                                                                                k=5) == "flat"
+    assert kernel(64, 64, (16, 16), batch=256, fast=False) == "im2col"
     assert kernel(64, 128, (8, 8)) == kernel(128, 64, (4, 4)) == kernel(32, 64, (8, 8), stride=2) == "nhwc"
     assert kernel(64, 128, (8, 9)) == kernel(64, 32, (8, 8)) == kernel(32, 64, (16, 16)) == "flat"
     assert kernel(7, 64, (4, 4)) == kernel(1, 16, (28, 28)) == "per_sample"

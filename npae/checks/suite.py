@@ -106,7 +106,7 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
         dy = rng.standard_normal(y.shape)
         dx = layer.backward(dy)
         dx_r, dW_r, db_r = reference.conv2d_backward(x, layer.W, dy, layer.stride, layer.padding)
-        kernel = layer.kernel_for(y.shape[2:])
+        kernel = layer.kernel_for(y.shape[2:], len(x))
         title = f"Conv2D {c_in}->{c_out} stride {stride} {padding!r}: {kernel} kernel = reference"
         return _against_reference(title, [
             ("y", y, reference.conv2d_forward(x, layer.W, layer.b, layer.stride, layer.padding)),

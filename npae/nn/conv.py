@@ -58,8 +58,9 @@ class Conv2D(Layer):
     ``dx = dxp`` without its padding.
 
     Which code computes it: one of ``npae.nn.kernels.KERNELS`` (``im2col``, ``flat``,
-    ``per_sample``, ``nhwc``), chosen by :func:`npae.nn.kernels.choose_kernel` from the layer's
-    shape (:meth:`kernel_for`); every one is held to the loops. docs/layers.md says when each runs.
+    ``per_sample``, ``nhwc``, ``winograd``, ``winograd4``), chosen by
+    :func:`npae.nn.kernels.choose_kernel` from the layer's shape and the batch (:meth:`kernel_for`;
+    ``kernel`` asks for one by name); every one is held to the loops. docs/layers.md says when each runs.
     """
 
     reference = ('conv2d_forward', 'conv2d_backward')
@@ -97,17 +98,17 @@ class Conv2D(Layer):
     #: the layer's shape; None (the default): the rule of :func:`npae.nn.kernels.choose_kernel`.
     kernel: str | None = None
 
-    def kernel_for(self, out: tuple[int, int]) -> str:
-        """The name of the kernel pair that runs for an output of ``out`` = (Ho, Wo) positions
-        (:func:`npae.nn.kernels.choose_kernel`)."""
-        return choose_kernel(self.W, self.stride, out, self.fast, self.kernel)
+    def kernel_for(self, out: tuple[int, int], batch: int | None = None) -> str:
+        """The name of the kernel pair that runs for an output of ``out`` = (Ho, Wo) positions and a
+        batch of ``batch`` samples (:func:`npae.nn.kernels.choose_kernel`)."""
+        return choose_kernel(self.W, self.stride, out, self.fast, self.kernel, batch)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "Conv2D", self.dtype)
         pads, out = geometry(x.shape[1:], self.kernel_size, self.stride, self.padding, "Conv2D")
         scratch = self._scratch if training else Scratch()  # inference keeps nothing
-        y, saved = KERNELS[self.kernel_for(out)].forward(x, self.W, self.b, Geometry(x.shape, self.stride, pads, out),
-                                                         scratch)
+        kernel = KERNELS[self.kernel_for(out, x.shape[0])]
+        y, saved = kernel.forward(x, self.W, self.b, Geometry(x.shape, self.stride, pads, out), scratch)
         self._cache = saved if training else None
         return y
 

@@ -1,4 +1,4 @@
-"""The kernels behind :class:`npae.Conv2D`: the same convolution, computed four ways.
+"""The kernels behind :class:`npae.Conv2D`: the same convolution, computed six ways.
 
 The definition is :func:`npae.nn.reference.conv2d_forward` and
 :func:`~npae.nn.reference.conv2d_backward` (one output element at a time)::
@@ -17,6 +17,8 @@ hold every one to the loops in float64, to the rounding of the sums. Read them i
 ``per_sample`` (:mod:`.per_sample`, stride 1, few input channels): one im2col matrix per sample.
 ``nhwc`` (:mod:`.nhwc`, any stride, wide layers on small grids): im2col channels last, at the
     valid output positions only, in blocks of samples (``COLS_BUDGET``).
+``winograd``, ``winograd4`` (:mod:`.winograd`, 3x3 stride 1, wide layers, big batches): Winograd's
+    F(2x2, 3x3) and F(4x4, 3x3), fewer multiplications.
 
 They share one signature (``KERNELS[name]``)::
 
@@ -79,13 +81,33 @@ def per_sample_pays(W: np.ndarray) -> bool:
     return c_in * kh * kw + 1 <= 2 * c_out
 
 
+#: where Winograd pays, measured against the others one thread a side (benchmarks/README.md): 3x3 at
+#: stride 1 with at least this many channels in and out, and enough tiles in the batch for the
+#: a*a products to run BLAS near its peak (F(4x4): N ceil(Ho/4) ceil(Wo/4) tiles of 6x6)
+WINOGRAD4_MIN_CHANNELS, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES = 32, 64, 1024
+
+
+def winograd_pays(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], batch: int) -> str | None:
+    """``"winograd4"`` for a 3x3 stride-1 layer with at least 32 channels in and out and at least 1024
+    F(4x4) tiles in the batch; else ``"winograd"`` (F(2x2)) with at least 64 channels and 1024 F(2x2)
+    tiles; else None."""
+    if not winograd.pays(W, stride):
+        return None
+    c_out, c_in = W.shape[:2]
+    for name, m, channels in (("winograd4", 4, WINOGRAD4_MIN_CHANNELS), ("winograd", 2, WINOGRAD_MIN_CHANNELS)):
+        tiles = batch * -(-out[0] // m) * -(-out[1] // m)
+        if min(c_in, c_out) >= channels and tiles >= WINOGRAD_MIN_TILES:
+            return name
+    return None
+
+
 def choose_kernel(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], fast: bool = True,
-                  prefer: str | None = None) -> str:
+                  prefer: str | None = None, batch: int | None = None) -> str:
     """The kernel that runs, by one rule: ``prefer`` where it applies to the shape (``Conv2D.kernel``:
-    a kernel asked for by name); else ``im2col`` when ``fast`` is False; else ``nhwc`` where
-    :func:`nhwc_pays`; else ``im2col`` for stride > 1; else (stride 1) ``per_sample`` where
-    :func:`per_sample_pays`, and ``flat`` for the rest. ``winograd`` (3x3, stride 1) runs only when
-    asked for: measured here it does not yet pay (benchmarks/README.md)."""
+    a kernel asked for by name); else ``im2col`` when ``fast`` is False; else ``winograd4`` or
+    ``winograd`` where :func:`winograd_pays` (for a ``batch`` of that many samples; without one, never);
+    else ``nhwc`` where :func:`nhwc_pays`; else ``im2col`` for stride > 1; else (stride 1)
+    ``per_sample`` where :func:`per_sample_pays`, and ``flat`` for the rest."""
     if prefer is not None:
         if prefer not in KERNELS:
             raise ValueError(f"Conv2D.kernel must be one of {sorted(KERNELS)} or None, got {prefer!r}")
@@ -93,6 +115,9 @@ def choose_kernel(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], 
             return prefer
     if not fast:
         return "im2col"
+    chosen = None if batch is None else winograd_pays(W, stride, out, batch)
+    if chosen is not None:
+        return chosen
     if nhwc_pays(W, out):
         return "nhwc"
     if tuple(stride) != (1, 1):
