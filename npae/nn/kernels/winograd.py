@@ -275,7 +275,8 @@ def _input_transform(x: np.ndarray, g: Geometry, f: Transforms, scratch: Scratch
 
 
 def _output_transform(M: np.ndarray, N: int, g: Geometry, f: Transforms, scratch: Scratch) -> np.ndarray:
-    """y (N, c_out, Ho, Wo), C-contiguous, from ``M`` (a, a, N*th*tw, c_out): ``A^T M A`` per tile."""
+    """y (N, c_out, Ho, Wo), a view of the channels-last result, from ``M`` (a, a, N*th*tw, c_out):
+    ``A^T M A`` per tile (the caller adds the bias into a C-contiguous array)."""
     m, a = f.m, f.BT.shape[0]
     th, tw = _tiles(g, m)
     K = M.shape[-1]
