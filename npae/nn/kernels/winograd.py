@@ -263,8 +263,7 @@ def _input_transform(x: np.ndarray, g: Geometry, f: Transforms, scratch: Scratch
     th, tw = _tiles(g, m)
     xh = scratch.get(f"wino{m}_xh", (N,) + x.shape[2:] + (C,), x.dtype)
     np.copyto(xh, x.transpose(0, 2, 3, 1))  # channels last: one pass
-    D = scratch.get(f"wino{m}_D", (m, m, N, th + 1, tw + 1, C), x.dtype)
-    D.fill(0)
+    D = scratch.get(f"wino{m}_D", (m, m, N, th + 1, tw + 1, C), x.dtype)  # zeros: the scratch is fresh
     _by_parity(xh, m, (g.pads[0], g.pads[2]), D)
     V = np.empty((a, a, N, th, tw, C), x.dtype)
     rows = lambda pc: [D[t % m, pc, :, t // m:t // m + th] for t in range(a)]  # noqa: E731
@@ -298,9 +297,7 @@ def _grad_transform(dy: np.ndarray, g: Geometry, f: Transforms, scratch: Scratch
     m, a = f.m, f.BT.shape[0]
     N, K = dy.shape[:2]
     th, tw = _tiles(g, m)
-    Yh = scratch.get(f"wino{m}_dYh", (N, m * th, m * tw, K), dy.dtype)
-    if (m * th, m * tw) != tuple(g.out):
-        Yh.fill(0)
+    Yh = scratch.get(f"wino{m}_dYh", (N, m * th, m * tw, K), dy.dtype)  # zeros beyond the output
     np.copyto(Yh[:, : g.out[0], : g.out[1]], dy.transpose(0, 2, 3, 1))
     tiles = Yh.reshape(N, th, m, tw, m, K)
     dM = np.empty((a, a, N, th, tw, K), dy.dtype)
@@ -322,8 +319,7 @@ def _input_grad(dV: np.ndarray, g: Geometry, f: Transforms, scratch: Scratch) ->
     E = scratch.get(f"wino{m}_E", (a, a, N, th, tw, C), dV.dtype)
     for xi in range(a):  # columns: E[xi, u] = sum_nu B^T[nu, u] dV[xi, nu]
         apply(list(dV[xi]), list(E[xi]), scratch, f"wino{m}_ec", (N, th, tw, C), dV.dtype)
-    dD = scratch.get(f"wino{m}_dD", (m, m, N, th + 1, tw + 1, C), dV.dtype)
-    dD.fill(0)
+    dD = scratch.get(f"wino{m}_dD", (m, m, N, th + 1, tw + 1, C), dV.dtype)  # zeros, added into
     rows = scratch.get(f"wino{m}_rows", (a, N, th, tw, C), dV.dtype)
     for u in range(a):  # rows: dd[t, u] = sum_xi B^T[xi, t] E[xi, u], added at the tile's place
         apply([E[xi, u] for xi in range(a)], list(rows), scratch, f"wino{m}_er", (N, th, tw, C), dV.dtype)
@@ -341,7 +337,8 @@ def _forward(name: str):
         f = VARIANTS[name]
         a = f.BT.shape[0]
         scratch = Scratch()  # the transforms' buffers go when the call returns (kept by each layer, they
-        # would add up across a model's layers to twice its activations); only V is kept, for backward
+        # would add up across a model's layers to twice its activations); only V is kept, for backward.
+        # The helpers below rely on it being fresh: its arrays start as zeros, where they need zeros
         V = _input_transform(x, g, f, scratch)
         Ut = kernel_transform(W, f)
         M = np.matmul(V, Ut.reshape(a, a, *Ut.shape[2:]))  # a*a products (tiles, c_in) @ (c_in, c_out)
