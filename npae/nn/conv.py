@@ -26,8 +26,21 @@ def _weight_and_bias(W: np.ndarray, c_out: int, dtype: np.dtype, bias: bool) -> 
     return params
 
 
+class _Convolution(Layer):
+    """What both convolutions share: ``W``, and ``b`` (zeros when the layer has no bias)."""
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.params["W"].value
+
+    @property
+    def b(self) -> np.ndarray:
+        """The bias (c_out,); zeros that are no parameter for a layer made with ``bias=False``."""
+        return self.params["b"].value if "b" in self.params else np.zeros(self.c_out, self.dtype)
+
+
 @LAYERS.register
-class Conv2D(Layer):
+class Conv2D(_Convolution):
     """2-D convolution (cross-correlation, as in every deep-learning library), NCHW.
 
     The definition is the loop version, :func:`npae.nn.reference.conv2d_forward` and
@@ -82,15 +95,6 @@ class Conv2D(Layer):
         W = _init.get(init)(shape, rng, self.dtype, "conv")
         self.params = _weight_and_bias(W, self.c_out, self.dtype, bias)
         self._scratch = Scratch()  # kept between training steps
-
-    @property
-    def W(self) -> np.ndarray:
-        return self.params["W"].value
-
-    @property
-    def b(self) -> np.ndarray:
-        """The bias (c_out,); zeros that are no parameter for a layer made with ``bias=False``."""
-        return self.params["b"].value if "b" in self.params else np.zeros(self.c_out, self.dtype)
 
     #: Use the fast kernels where they pay (False: the im2col kernel for every shape and stride).
     fast = True
@@ -180,7 +184,7 @@ def _conv2d_to_torch(layer, ctx):
 
 
 @LAYERS.register
-class ConvTranspose2D(Layer):
+class ConvTranspose2D(_Convolution):
     """Transposed convolution, NCHW, with PyTorch's semantics and weight layout: the map whose
     matrix is the transpose of a convolution's, so its forward *is* a convolution's input
     gradient (and its input gradient that convolution's forward). The loop definition is
@@ -235,15 +239,6 @@ class ConvTranspose2D(Layer):
         # the weight is drawn in the layout of the convolution it transposes, so its fans are that one's
         W = _init.get(init)((self.c_in, self.c_out) + self.kernel_size, rng, self.dtype, "conv")
         self.params = _weight_and_bias(W, self.c_out, self.dtype, bias)
-
-    @property
-    def W(self) -> np.ndarray:
-        return self.params["W"].value
-
-    @property
-    def b(self) -> np.ndarray:
-        """The bias (c_out,); zeros that are no parameter for a layer made with ``bias=False``."""
-        return self.params["b"].value if "b" in self.params else np.zeros(self.c_out, self.dtype)
 
     def _out(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), p, op = self.kernel_size, self.stride, self.padding, self.output_padding
