@@ -102,10 +102,15 @@ def test_the_kernel_rule():
         layer.fast = fast
         return layer.kernel_for(out, batch)
 
-    # Winograd: 3x3 stride 1, enough channels, enough tiles (F(4x4): N ceil(Ho/4) ceil(Wo/4) >= 1024)
+    # Winograd: 3x3 stride 1, at least 8 channels in and out, at least 16 tiles; the variant with fewer
+    # multiplications per output (F(4x4) 36 per 16, F(2x2) 16 per 4, over the grid rounded up to tiles)
     assert kernel(32, 64, (16, 16), batch=64) == kernel(64, 128, (8, 8), batch=256) == "winograd4"
-    assert kernel(128, 64, (8, 8), batch=64) == kernel(128, 128, (4, 4), batch=256) == "winograd"
-    assert kernel(64, 128, (8, 8), batch=63) == "nhwc" and kernel(16, 8, (14, 14), batch=1024) == "flat"
+    assert kernel(128, 128, (4, 4), batch=16) == kernel(8, 8, (3, 3), batch=16) == kernel(8, 8, (6, 6), batch=4) \
+        == "winograd4"  # on a 6x6 grid both take 4 per output: the tie goes to F(4x4)
+    assert kernel(128, 64, (2, 2), batch=64) == kernel(16, 16, (2, 5), batch=8) == "winograd"
+    assert kernel(64, 128, (8, 8), batch=3) == "nhwc" and kernel(64, 64, (2, 2), batch=15) == "nhwc"
+    assert kernel(7, 8, (14, 14), batch=1024) == kernel(8, 7, (14, 14), batch=1024) == "flat"  # too thin
+    assert kernel(64, 64, (1, 1), batch=1024) == kernel(64, 64, (1, 5), batch=1024) == "nhwc"  # more than 9 per output
     assert kernel(64, 64, (16, 16), batch=256, stride=2) == "im2col" and kernel(64, 64, (16, 16), batch=256,
                                                                                 k=5) == "flat"
     assert kernel(64, 64, (16, 16), batch=256, fast=False) == "im2col"

@@ -5,10 +5,11 @@ The bound: Winograd computes each output as sums over the tiles' transforms. Run
 sums with every matrix and every array replaced by its absolute value (|A^T|, |G|, |B^T|, |x|,
 |W|, |dy|) gives S, the sum of the absolute values of every term the algorithm adds, and S is at
 least the direct sum of |W| |x| (each product W x appears in Winograd's expansion with
-coefficients whose absolute values sum to at least 1). With n the longest chain of additions
-(c_in products, and the transforms: 3 in B^T d B, 8 in G g G^T, 8 in A^T M A, the bias), the
-Winograd result is within gamma(n) S of the exact sum, the loops' within gamma(9 c_in + 1) S, so
-the two within their sum. A wrong transform misses by a fraction of S itself.
+coefficients whose absolute values sum to at least 1). With n the longest chain of roundings
+(the c_in products, and the transforms: each is two matrix products, a dot product of a terms on
+each side, a = m + 2, and 3 terms on each side for G, whose 1/6, 1/12 and 1/24 are rounded once
+more; the bias), the Winograd result is within gamma(n) S of the exact sum, the loops' within
+gamma(9 c_in + 1) S, so the two within their sum. A wrong transform misses by a fraction of S itself.
 """
 
 import numpy as np
@@ -25,7 +26,7 @@ from npae.nn.kernels import KERNELS, Geometry, Scratch
 from npae.nn.kernels import winograd as WG
 from npae.nn.windows import geometry
 
-TRANSFORM_ADDS = 3 + 8 + 8 + 1
+TRANSFORM_ADDS = 2 * 4 + 2 * 3 + 2 * 4 + 1  # F(2x2): B^T d B, G g G^T, A^T M A (a = 4), the bias
 
 
 def tiles(xp: np.ndarray, th: int, tw: int, m: int) -> np.ndarray:
@@ -62,8 +63,8 @@ def absolute_sums(x, W, dy, pads, out, f=WG.F2):
     return y, dW, dx
 
 
-#: the longest chains of additions in each variant's transforms (B^T d B, G g G^T, A^T M A, the bias)
-CHAINS = {"winograd": TRANSFORM_ADDS, "winograd4": 7 + 8 + 11 + 1 + 3}  # F(4x4): 6-term sums twice; 1/6 inexact
+#: the longest chains of roundings in each variant's transforms (B^T d B, G g G^T, A^T M A, the bias)
+CHAINS = {"winograd": TRANSFORM_ADDS, "winograd4": 2 * 6 + (2 * 3 + 2) + 2 * 6 + 1}  # F(4x4): a = 6; 1/6 inexact
 
 
 @SETTINGS
@@ -77,11 +78,18 @@ def test_winograd_matches_the_loops_to_its_rounding_bound(name, n, c_in, c_out, 
     except ValueError:  # no 3x3 window fits
         assume(False)
     x, W, b = rng.standard_normal((n, c_in, h, w)), rng.standard_normal((c_out, c_in, 3, 3)), rng.standard_normal(c_out)
+    dy = rng.standard_normal((n, c_out) + out)
+    assert_matches_the_loops(name, x, W, b, dy, padding, Scratch())
+
+
+def assert_matches_the_loops(name, x, W, b, dy, padding, scratch):
+    """The kernel's y, dx, dW and db against the loops, to the rounding bound of the module docstring."""
+    c_in, c_out = x.shape[1], W.shape[0]
+    pads, out = geometry(x.shape[1:], (3, 3), (1, 1), padding, "test")
     g = Geometry(x.shape, (1, 1), pads, out)
     f, chain = WG.VARIANTS[name], CHAINS[name]
-    y, saved = KERNELS[name].forward(x, W, b, g, Scratch())
-    dy = rng.standard_normal(y.shape)
-    dx, dW, db = KERNELS[name].backward(dy, W, saved, Scratch())
+    y, saved = KERNELS[name].forward(x, W, b, g, scratch)
+    dx, dW, db = KERNELS[name].backward(dy, W, saved, scratch)
     dx_r, dW_r, db_r = ref.conv2d_backward(x, W, dy, (1, 1), padding)
     S_y, S_dW, S_dx = absolute_sums(x, W, dy, pads, out, f)
     tiles_count = x.shape[0] * (-(-out[0] // f.m)) * (-(-out[1] // f.m))
@@ -135,3 +143,32 @@ def test_float32_error_is_within_the_bound_at_the_benchmark_shapes(name):
     assert_within(y32, y64, (gamma(64 + CHAINS[name], np.float32) + gamma(9 * 64 + 1)) * S, f"float32 y, {name}")
     print(name, "float32 error / max|y|:", float(np.abs(y32 - y64).max() / np.abs(y64).max()),
           "bound / max|y|:", float(gamma(64 + CHAINS[name], np.float32) * S.max() / np.abs(y64).max()))
+
+
+@pytest.mark.parametrize("name", sorted(WG.VARIANTS))
+@pytest.mark.parametrize("block", [1, 3])
+def test_a_batch_in_blocks_of_samples(name, block, monkeypatch):
+    """The batch in blocks of ``block`` samples (BLOCK_BYTES), the last one smaller (7 = 3 + 3 + 1), one
+    scratch reused by every block and call: the loops' results, to the same bound."""
+    rng = np.random.default_rng(3)
+    f = WG.VARIANTS[name]
+    tiles = -(-9 // f.m) * -(-10 // f.m)
+    monkeypatch.setattr(WG, "BLOCK_BYTES", block * (f.m + 2) ** 2 * tiles * 4 * 8)  # 4 channels, float64
+    pads, out = geometry((3, 9, 10), (3, 3), (1, 1), "same", "t")
+    assert WG._plan(f, Geometry((7, 3, 9, 10), (1, 1), pads, out), 4, 8).nb == block
+    scratch = Scratch()
+    for _ in range(2):
+        x, W, b = rng.standard_normal((7, 3, 9, 10)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+        assert_matches_the_loops(name, x, W, b, rng.standard_normal((7, 4) + out), "same", scratch)
+
+
+@pytest.mark.parametrize("name", sorted(WG.VARIANTS))
+def test_a_layer_that_sees_other_sizes_pads_each_with_zeros(name):
+    """One scratch, inputs of other sizes with as many F(4x4) tiles (16, 15, 13 rows; 16 and 14
+    columns) one after another: the padding of each is zeros, whatever the one before left there."""
+    rng = np.random.default_rng(4)
+    scratch = Scratch()
+    W, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    for h, w in [(16, 16), (15, 14), (13, 16), (16, 16), (5, 6)]:
+        x = rng.standard_normal((2, 3, h, w)) * 100
+        assert_matches_the_loops(name, x, W, b, rng.standard_normal((2, 4, h, w)), "same", scratch)

@@ -81,24 +81,30 @@ def per_sample_pays(W: np.ndarray) -> bool:
     return c_in * kh * kw + 1 <= 2 * c_out
 
 
-#: where Winograd pays, measured against the others one thread a side (benchmarks/README.md): 3x3 at
-#: stride 1 with at least this many channels in and out, and enough tiles in the batch for the
-#: a*a products to run BLAS near its peak (F(4x4): N ceil(Ho/4) ceil(Wo/4) tiles of 6x6)
-WINOGRAD4_MIN_CHANNELS, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES = 32, 64, 1024
+#: where Winograd pays, measured against the others one thread a side (benchmarks/bench_kernels.py,
+#: benchmarks/README.md): 3x3 at stride 1 with at least this many channels in and out (thinner layers
+#: give the products too little to do beside the transforms) and at least this many tiles in the batch
+WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES = 8, 16
+
+
+def winograd_multiplications(m: int, out: tuple[int, int]) -> float:
+    """Multiplications per output of F(m x m, 3 x 3) on an ``out`` = (Ho, Wo) grid, counting the tiles the
+    grid is rounded up to: ``(m + 2)^2 ceil(Ho/m) ceil(Wo/m) / (Ho Wo)`` (im2col's: 9)."""
+    return (m + 2) ** 2 * -(-out[0] // m) * -(-out[1] // m) / (out[0] * out[1])
 
 
 def winograd_pays(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], batch: int) -> str | None:
-    """``"winograd4"`` for a 3x3 stride-1 layer with at least 32 channels in and out and at least 1024
-    F(4x4) tiles in the batch; else ``"winograd"`` (F(2x2)) with at least 64 channels and 1024 F(2x2)
-    tiles; else None."""
-    if not winograd.pays(W, stride):
+    """For a 3x3 stride-1 layer with at least 8 channels in and out: the variant with fewer
+    multiplications per output (:func:`winograd_multiplications`; ``winograd4`` on a tie, its
+    transforms do less work per output), if that is fewer than im2col's 9 and the batch holds at least
+    16 of its tiles; else None. F(4x4) wins from 3x3 grids up, F(2x2) on grids of 2 rows or columns."""
+    if not winograd.pays(W, stride) or min(W.shape[:2]) < WINOGRAD_MIN_CHANNELS:
         return None
-    c_out, c_in = W.shape[:2]
-    for name, m, channels in (("winograd4", 4, WINOGRAD4_MIN_CHANNELS), ("winograd", 2, WINOGRAD_MIN_CHANNELS)):
-        tiles = batch * -(-out[0] // m) * -(-out[1] // m)
-        if min(c_in, c_out) >= channels and tiles >= WINOGRAD_MIN_TILES:
-            return name
-    return None
+    name, m = min((("winograd4", 4), ("winograd", 2)), key=lambda v: (winograd_multiplications(v[1], out), -v[1]))
+    tiles = batch * -(-out[0] // m) * -(-out[1] // m)
+    if winograd_multiplications(m, out) >= 9 or tiles < WINOGRAD_MIN_TILES:
+        return None
+    return name
 
 
 def choose_kernel(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], fast: bool = True,

@@ -16,40 +16,41 @@ F(2x2, 3x3) (``winograd``; 4x4 tiles every 2 rows and columns)::
 F(4x4, 3x3) (``winograd4``; 6x6 tiles every 4): the matrices of ``F4`` below (Lavin and Gray's).
 
 Over channels the elementwise product becomes a*a matrix products, one per tile position
-``(xi, nu)``: with ``U[xi, nu] = (G W[o, c] G^T)[xi, nu]`` as (c_out, c_in) and
-``V[xi, nu] = (B^T d[c, tile] B)[xi, nu]`` as (c_in, tiles)::
+``(xi, nu)``: with ``U[xi, nu] = (G W[o, c] G^T)[xi, nu]`` as (c_in, c_out) and
+``V[xi, nu] = (B^T d[tile, c] B)[xi, nu]`` as (tiles, c_in)::
 
-    M[xi, nu] = U[xi, nu] @ V[xi, nu]             (c_out, tiles)
-    y tile    = A^T M A                           per output channel and tile
+    M[xi, nu] = V[xi, nu] @ U[xi, nu]             (tiles, c_out)
+    y tile    = A^T M A                           per tile and output channel
 
 F(2x2): 16 products per 4 outputs against im2col's 9 per output, 2.25x fewer multiplications;
-F(4x4): 36 per 16, 4x fewer. The transforms are sums of whole slices times small constants.
+F(4x4): 36 per 16, 4x fewer.
 
 Backward is the adjoint of the same linear maps (each transform's transpose), so the gradients
 are exact up to rounding::
 
     dM[xi, nu] = (A dY A^T)[xi, nu]               the output gradient of each tile, m x m -> a x a
-    dU[xi, nu] = dM[xi, nu] @ V[xi, nu]^T,        dW[o, c] = G^T dU[o, c] G
-    dV[xi, nu] = U[xi, nu]^T @ dM[xi, nu],        dd = B dV B^T, added into the tile it came from
+    dU[xi, nu] = V[xi, nu]^T @ dM[xi, nu],        dW[o, c] = G^T dU[c, o] G
+    dV[xi, nu] = dM[xi, nu] @ U[xi, nu]^T,        dd = B dV B^T, added into the tile it came from
     db = sum of dy
+
+How it is computed. Every transform is one :func:`sandwich`, ``L X L^T`` on the two leading
+axes of an array of all the tiles: two matrix products (rows, then columns), so BLAS does the
+additions too. The batch goes through in blocks of samples small enough that a block's arrays
+stay in the cache between the steps (``BLOCK_BYTES``); only ``V`` (a*a values per m*m outputs:
+4x the input for F(2x2), 2.25x for F(4x4)) is kept from forward to backward. Channels are last
+inside a block (``V[xi, nu]`` is (tiles, c_in)), so the a*a products are plain matrix products;
+the input is read into a zero-padded channels-last grid, whose tiles are one strided view.
 
 Rounding: every result is a sum of terms that the same algorithm run on absolute values (of the
 matrices, the data and the kernel) adds up to S; its error is within gamma(n) S, n the longest
-chain of additions (c_in, plus the transforms'). tests/test_winograd.py computes S and holds the
-kernels to it; F(4x4)'s larger entries (up to 8, and 1/6 inexact) make S, and so its float32
-error, larger than F(2x2)'s.
-
-Layout: channels last, so every slice the transforms add has a long contiguous last axis (a
-tile is only 4 or 6 numbers wide: NumPy's loops over such short rows are many times slower).
-The tiles start every m rows and columns, so the padded input is kept by its m x m parities,
-``D[pr, pc][n, i, j, c] = xp[n, c, m i + pr, m j + pc]``: tile (ti, tj)'s row t, column u is
-``D[t % m, u % m][:, ti + t // m, tj + u // m, :]``, and ``V[xi, nu]`` is (tiles, c_in), so the
-products are ``M[xi, nu] = V[xi, nu] @ U[xi, nu]^T``, (tiles, c_out). Memory: ``V`` (a*a values per
-m*m outputs: 4x the input for F(2x2), 2.25x for F(4x4)) is kept from forward to backward.
+chain of additions (c_in, plus the transforms': a dot product of a terms per side, 3 for G).
+tests/test_winograd.py computes S and holds the kernels to it; F(4x4)'s larger entries (up to 8,
+and 1/6 inexact) make S, and so its float32 error, larger than F(2x2)'s.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -75,299 +76,192 @@ F4 = Transforms(4, np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -
                          dtype=np.float64))
 VARIANTS = {"winograd": F2, "winograd4": F4}
 
+#: the size of a block's largest array (a*a values per tile and channel): samples go through in
+#: blocks this small so that each step reads what the one before wrote from the cache, not from
+#: memory (benchmarks/README.md: 1 MiB was the best of 0.25 to 2 MiB, at L2 = 1 MiB per core)
+BLOCK_BYTES = 1 << 20
+
 
 def pays(W: np.ndarray, stride: tuple[int, int]) -> bool:
     """The shapes these kernels compute: a 3x3 kernel, stride 1."""
     return W.shape[2:] == (3, 3) and tuple(stride) == (1, 1)
 
 
+def sandwich(L: np.ndarray, X: np.ndarray, out: np.ndarray | None = None,
+             tmp: np.ndarray | None = None) -> np.ndarray:
+    """``out[p, q, ...] = sum_{r, s} L[p, r] X[r, s, ...] L[q, s]``: ``L X L^T`` on the two leading axes
+    of X (r, s, ...), for every entry of the others at once. Two products: ``T = L @ X`` over r
+    (``tmp``, (p, s, ...)), then ``L @ T[p]`` over s for each p. X's trailing axes must be contiguous."""
+    r, s = X.shape[:2]
+    p = L.shape[0]
+    T = np.matmul(L, X.reshape(r, -1), out=None if tmp is None else tmp.reshape(p, -1))
+    out3 = None if out is None else out.reshape(p, p, -1)
+    result = np.matmul(L, T.reshape(p, s, -1), out=out3)
+    return result.reshape((p, p) + X.shape[2:]) if out is None else out
+
+
 def kernel_transform(W: np.ndarray, f: Transforms = F2) -> np.ndarray:
-    """``U[xi, nu]^T = (G W[o, c] G^T)[xi, nu]`` as (a, a, c_in, c_out): the right factor of the products."""
-    G = f.G.astype(W.dtype)
-    return np.ascontiguousarray(np.einsum("xu,ocuv,yv->xyco", G, W, G))
+    """``U`` (a*a, c_in, c_out): ``U[xi*a + nu, c, o] = (G W[o, c] G^T)[xi, nu]``, the right factors of the products."""
+    a = f.G.shape[0]
+    Wt = np.ascontiguousarray(W.transpose(2, 3, 1, 0))  # (u, v, c, o)
+    return sandwich(f.G.astype(W.dtype), Wt).reshape(a * a, W.shape[1], W.shape[0])
 
 
-def combine(coefficients: np.ndarray, parts: list, out: np.ndarray) -> np.ndarray:
-    """``out = sum_j coefficients[j] * parts[j]`` over the nonzero coefficients, in place (a +-1 is
-    an addition or subtraction, anything else one multiplication)."""
-    first = True
-    for c, part in zip(coefficients, parts):
-        if c == 0:
-            continue
-        if first:
-            if c == 1:
-                np.copyto(out, part)
-            else:
-                np.multiply(part, out.dtype.type(c), out=out)
-            first = False
-        elif c == 1:
-            out += part
-        elif c == -1:
-            out -= part
-        else:
-            out += out.dtype.type(c) * part
-    if first:
-        out.fill(0)
-    return out
+def kernel_gradient(dU: np.ndarray, f: Transforms = F2) -> np.ndarray:
+    """dW (c_out, c_in, 3, 3) from ``dU`` (a*a, c_in, c_out): ``dW[o, c] = G^T dU[c, o] G``, the adjoint of
+    :func:`kernel_transform`."""
+    a = f.G.shape[0]
+    dWt = sandwich(f.G.T.astype(dU.dtype), dU.reshape(a, a, -1))  # (u, v, c_in*c_out)
+    return np.ascontiguousarray(dWt.reshape(3, 3, *dU.shape[1:]).transpose(3, 2, 0, 1))
 
 
-def _bt4(p: list, out: list, tmp: list) -> None:
-    """F(4x4)'s ``B^T`` applied to 6 slices, with its common subexpressions (3 passes per result, where
-    :func:`combine` would take 4 to 6): ``t1 = d4 - 4 d2``, ``t2 = d3 - 4 d1`` give rows 1 and 2 as
-    ``t1 +- t2``; ``t3 = d4 - d2``, ``t4 = 2 (d3 - d1)`` rows 3 and 4 as ``t3 +- t4``."""
-    t0, t1 = tmp[:2]
-    np.multiply(p[0], 4, out=out[0])
-    np.multiply(p[2], 5, out=t0)
-    out[0] -= t0
-    out[0] += p[4]
-    np.multiply(p[1], 4, out=out[5])
-    np.multiply(p[3], 5, out=t0)
-    out[5] -= t0
-    out[5] += p[5]
-    np.multiply(p[2], 4, out=t0)
-    np.subtract(p[4], t0, out=t0)
-    np.multiply(p[1], 4, out=t1)
-    np.subtract(p[3], t1, out=t1)
-    np.add(t0, t1, out=out[1])
-    np.subtract(t0, t1, out=out[2])
-    np.subtract(p[4], p[2], out=t0)
-    np.subtract(p[3], p[1], out=t1)
-    t1 *= 2
-    np.add(t0, t1, out=out[3])
-    np.subtract(t0, t1, out=out[4])
+class _Plan(NamedTuple):
+    """The tiling of one call: ``th x tw`` tiles per sample, in blocks of ``nb`` samples."""
+
+    f: Transforms
+    m: int
+    a: int
+    th: int
+    tw: int
+    nb: int
 
 
-def _at4(p: list, out: list, tmp: list) -> None:
-    """F(4x4)'s ``A^T`` applied to 6 slices: with ``s1, d1 = M1 +- M2`` and ``s2, d2 = M3 +- M4``,
-    ``y0 = M0 + s1 + s2``, ``y1 = d1 + 2 d2``, ``y2 = s1 + 4 s2``, ``y3 = d1 + 8 d2 + M5``."""
-    s1, d1, s2, d2 = tmp
-    np.add(p[1], p[2], out=s1)
-    np.subtract(p[1], p[2], out=d1)
-    np.add(p[3], p[4], out=s2)
-    np.subtract(p[3], p[4], out=d2)
-    np.add(p[0], s1, out=out[0])
-    out[0] += s2
-    np.add(d1, d2, out=out[1])
-    out[1] += d2
-    np.multiply(s2, 4, out=out[2])
-    out[2] += s1
-    np.multiply(d2, 8, out=out[3])
-    out[3] += d1
-    out[3] += p[5]
+def _plan(f: Transforms, g: Geometry, channels: int, itemsize: int) -> _Plan:
+    m, a = f.m, f.m + 2
+    th, tw = -(-g.out[0] // m), -(-g.out[1] // m)
+    per_sample = a * a * th * tw * channels * itemsize  # the biggest array of a block, per sample
+    return _Plan(f, m, a, th, tw, max(1, min(g.x_shape[0], BLOCK_BYTES // per_sample)))
 
 
-def _a4(p: list, out: list, tmp: list) -> None:
-    """F(4x4)'s ``A`` (the transpose of A^T) applied to 4 slices: ``y0``, ``e +- o`` with ``e = y0 + y2``,
-    ``o = y1 + y3``, ``e2 +- o2`` with ``e2 = y0 + 4 y2``, ``o2 = 2 y1 + 8 y3``, and ``y3``."""
-    e, o = tmp[:2]
-    np.copyto(out[0], p[0])
-    np.copyto(out[5], p[3])
-    np.add(p[0], p[2], out=e)
-    np.add(p[1], p[3], out=o)
-    np.add(e, o, out=out[1])
-    np.subtract(e, o, out=out[2])
-    np.multiply(p[2], 4, out=e)
-    e += p[0]
-    np.multiply(p[3], 4, out=o)
-    o += p[1]
-    o *= 2
-    np.add(e, o, out=out[3])
-    np.subtract(e, o, out=out[4])
+def _take(scratch: Scratch, key: str, shape: tuple, k: int, nb: int, dtype) -> np.ndarray:
+    """A C-contiguous array of ``shape`` (which holds the block's ``k`` samples) at the front of the
+    scratch buffer ``key``, sized for ``nb`` samples: a smaller last block reuses the same memory."""
+    size = math.prod(shape)
+    return scratch.get(key, (size // k * nb,), dtype)[:size].reshape(shape)
 
 
-def _b4(p: list, out: list, tmp: list) -> None:
-    """F(4x4)'s ``B`` (the transpose of B^T) applied to 6 slices: with ``a, c = v1 -+ v2`` and
-    ``b, d = v3 -+ v4``: ``4 v0``, ``-4 a - 2 b + 4 v5``, ``-5 v0 - 4 c - d``, ``a + 2 b - 5 v5``,
-    ``v0 + c + d``, ``v5``."""
-    a, b, c, d = tmp
-    np.subtract(p[1], p[2], out=a)
-    np.subtract(p[3], p[4], out=b)
-    np.add(p[1], p[2], out=c)
-    np.add(p[3], p[4], out=d)
-    np.multiply(p[0], 4, out=out[0])
-    np.subtract(p[5], a, out=out[1])
-    out[1] *= 4
-    out[1] -= b
-    out[1] -= b
-    np.multiply(c, 4, out=out[2])
-    out[2] += d
-    np.multiply(p[0], 5, out=out[4])  # out[4] as a temporary: -5 v0 - 4 c - d
-    np.add(out[2], out[4], out=out[2])
-    np.negative(out[2], out=out[2])
-    np.add(p[0], c, out=out[4])
-    out[4] += d
-    np.multiply(p[5], 5, out=out[3])
-    np.subtract(a, out[3], out=out[3])
-    out[3] += b
-    out[3] += b
-    np.copyto(out[5], p[5])
+def _tiles_of(x: np.ndarray, g: Geometry, p: _Plan, scratch: Scratch) -> np.ndarray:
+    """d (a, a, k, th, tw, c_in): ``d[t, u, n, ti, tj] = xp[n, :, m ti + t, m tj + u]``, the tiles of the
+    zero-padded input of a block ``x`` (k, c_in, H, W), read through a channels-last grid."""
+    k, C, H, Wd = x.shape
+    (pt, _, pl, _), m, a = g.pads, p.m, p.a
+    grid = _take(scratch, f"wino{m}_grid", (k, m * (p.th + 1), m * (p.tw + 1), C), k, p.nb, x.dtype)
+    grid[:, :pt] = 0  # the padding (and the grid beyond it): zero, as the layer may have seen other sizes
+    grid[:, pt + H:] = 0
+    grid[:, pt:pt + H, :pl] = 0
+    grid[:, pt:pt + H, pl + Wd:] = 0
+    grid[:, pt:pt + H, pl:pl + Wd] = x.transpose(0, 2, 3, 1)
+    sn, sr, sc, sC = grid.strides
+    view = np.lib.stride_tricks.as_strided(grid, (a, a, k, p.th, p.tw, C), (sr, sc, sn, m * sr, m * sc, sC),
+                                           writeable=False)
+    d = _take(scratch, f"wino{m}_d", view.shape, k, p.nb, x.dtype)
+    np.copyto(d, view)
+    return d
 
 
-def _tiles(g: Geometry, m: int) -> tuple[int, int]:
-    return -(-g.out[0] // m), -(-g.out[1] // m)
-
-
-def _by_parity(src: np.ndarray, m: int, offsets: tuple[int, int], into: np.ndarray) -> None:
-    """``into[pr, pc][n, i, j, :] = src[n, m i + pr - top, m j + pc - left, :]`` where that lies in src
-    (``offsets`` = (top, left): where src starts on the grid; ``into`` holds zeros elsewhere)."""
-    top, left = offsets
-    for pr in range(m):
-        r0 = (pr - top) % m  # the first row of src on this parity, at grid row top + r0
-        for pc in range(m):
-            c0 = (pc - left) % m
-            block = src[:, r0::m, c0::m]
-            i0, j0 = (top + r0) // m, (left + c0) // m
-            into[pr, pc, :, i0:i0 + block.shape[1], j0:j0 + block.shape[2]] = block
-
-
-def _from_parity(dD: np.ndarray, m: int, offsets: tuple[int, int], dst: np.ndarray) -> None:
-    """The inverse of :func:`_by_parity`: ``dst`` (N, H, W, C) from the parities, the padding dropped."""
-    top, left = offsets
-    for pr in range(m):
-        r0 = (pr - top) % m
-        for pc in range(m):
-            c0 = (pc - left) % m
-            target = dst[:, r0::m, c0::m]
-            i0, j0 = (top + r0) // m, (left + c0) // m
-            target[...] = dD[pr, pc, :, i0:i0 + target.shape[1], j0:j0 + target.shape[2]]
-
-
-def _rows_then_columns(parts_of, groups: int, a_out: int, apply, shape_rows: tuple, shape: tuple, dtype,
-                       scratch: Scratch, key: str, out: np.ndarray) -> np.ndarray:
-    """``out[xi, nu] = apply_cols(apply_rows(parts))``: the separable 2-D transform of every tile, rows
-    first (for each of ``groups`` column groups) into a scratch array, then columns into ``out``."""
-    rows, cols = parts_of
-    T = scratch.get(f"{key}_T", (a_out, groups) + shape_rows, dtype)
-    for j in range(groups):  # the transform of each column group's rows
-        apply(rows(j), [T[xi, j] for xi in range(a_out)], scratch, f"{key}_r", shape_rows, dtype)
-    for xi in range(a_out):
-        apply(cols(T[xi]), list(out[xi]), scratch, f"{key}_c", shape, dtype)
-    return out
-
-
-def _apply(matrix: np.ndarray, special):
-    """A transform applied to slices: ``special`` (the hand-factored F(4x4) one) or :func:`combine`, row by row."""
-    def apply(parts, outs, scratch, key, shape, dtype):
-        if special is not None:
-            special(parts, outs, [scratch.get(f"{key}{i}", shape, dtype) for i in range(4)])
-        else:
-            for k, o in enumerate(outs):
-                combine(matrix[k], parts, o)
-    return apply
-
-
-def _input_transform(x: np.ndarray, g: Geometry, f: Transforms, scratch: Scratch) -> np.ndarray:
-    """``V`` (a, a, N*th*tw, c_in): ``B^T d B`` of every tile of the padded input, rows then columns."""
-    m, a = f.m, f.BT.shape[0]
-    N, C = x.shape[:2]
-    th, tw = _tiles(g, m)
-    xh = scratch.get(f"wino{m}_xh", (N,) + x.shape[2:] + (C,), x.dtype)
-    np.copyto(xh, x.transpose(0, 2, 3, 1))  # channels last: one pass
-    D = scratch.get(f"wino{m}_D", (m, m, N, th + 1, tw + 1, C), x.dtype)  # zeros: the scratch is fresh
-    _by_parity(xh, m, (g.pads[0], g.pads[2]), D)
-    V = np.empty((a, a, N, th, tw, C), x.dtype)
-    rows = lambda pc: [D[t % m, pc, :, t // m:t // m + th] for t in range(a)]  # noqa: E731
-    cols = lambda T: [T[u % m, :, :, u // m:u // m + tw] for u in range(a)]  # noqa: E731
-    _rows_then_columns((rows, cols), m, a, _apply(f.BT, _bt4 if f is F4 else None), (N, th, tw + 1, C),
-                       (N, th, tw, C), x.dtype, scratch, f"wino{m}_in", V)
-    return V.reshape(a, a, N * th * tw, C)
-
-
-def _output_transform(M: np.ndarray, N: int, g: Geometry, f: Transforms, scratch: Scratch) -> np.ndarray:
-    """y (N, c_out, Ho, Wo), a view of the channels-last result, from ``M`` (a, a, N*th*tw, c_out):
-    ``A^T M A`` per tile (the caller adds the bias into a C-contiguous array)."""
-    m, a = f.m, f.BT.shape[0]
-    th, tw = _tiles(g, m)
-    K = M.shape[-1]
-    M = M.reshape(a, a, N, th, tw, K)
-    Yh = scratch.get(f"wino{m}_Yh", (N, th, m, tw, m, K), M.dtype)  # y channels last, by tile: (n, ti, i, tj, j, o)
-    rows = lambda j: [M[xi, j] for xi in range(a)]  # noqa: E731  (rows of tile position (xi, j))
-    R = scratch.get(f"wino{m}_R", (m, a, N, th, tw, K), M.dtype)
-    apply = _apply(f.AT, _at4 if f is F4 else None)
-    for j in range(a):
-        apply(rows(j), [R[i, j] for i in range(m)], scratch, f"wino{m}_or", (N, th, tw, K), M.dtype)
-    for i in range(m):
-        apply([R[i, nu] for nu in range(a)], [Yh[:, :, i, :, j] for j in range(m)], scratch, f"wino{m}_oc",
-              (N, th, tw, K), M.dtype)
-    return Yh.reshape(N, m * th, m * tw, K)[:, : g.out[0], : g.out[1]].transpose(0, 3, 1, 2)
-
-
-def _grad_transform(dy: np.ndarray, g: Geometry, f: Transforms, scratch: Scratch) -> np.ndarray:
-    """``dM = A dY A^T`` (a, a, N*th*tw, c_out): each m x m tile of dy (zero beyond the output) to a x a."""
-    m, a = f.m, f.BT.shape[0]
-    N, K = dy.shape[:2]
-    th, tw = _tiles(g, m)
-    Yh = scratch.get(f"wino{m}_dYh", (N, m * th, m * tw, K), dy.dtype)  # zeros beyond the output
-    np.copyto(Yh[:, : g.out[0], : g.out[1]], dy.transpose(0, 2, 3, 1))
-    tiles = Yh.reshape(N, th, m, tw, m, K)
-    dM = np.empty((a, a, N, th, tw, K), dy.dtype)
-    rows = lambda j: [tiles[:, :, i, :, j] for i in range(m)]  # noqa: E731
-    cols = lambda T: [T[j] for j in range(m)]  # noqa: E731
-    _rows_then_columns((rows, cols), m, a, _apply(f.AT.T, _a4 if f is F4 else None), (N, th, tw, K), (N, th, tw, K),
-                       dy.dtype, scratch, f"wino{m}_g", dM)
-    return dM.reshape(a, a, N * th * tw, K)
-
-
-def _input_grad(dV: np.ndarray, g: Geometry, f: Transforms, scratch: Scratch) -> np.ndarray:
-    """dx (N, c_in, H, W) from ``dV`` (a, a, N*th*tw, c_in): ``B dV B^T`` per tile, each tile added back
-    where it was read (neighbouring tiles overlap by two rows and columns), by parity as in forward."""
-    m, a = f.m, f.BT.shape[0]
-    N, C, H, W = g.x_shape
-    th, tw = _tiles(g, m)
-    dV = dV.reshape(a, a, N, th, tw, C)
-    apply = _apply(f.BT.T, _b4 if f is F4 else None)
-    E = scratch.get(f"wino{m}_E", (a, a, N, th, tw, C), dV.dtype)
-    for xi in range(a):  # columns: E[xi, u] = sum_nu B^T[nu, u] dV[xi, nu]
-        apply(list(dV[xi]), list(E[xi]), scratch, f"wino{m}_ec", (N, th, tw, C), dV.dtype)
-    dD = scratch.get(f"wino{m}_dD", (m, m, N, th + 1, tw + 1, C), dV.dtype)  # zeros, added into
-    rows = scratch.get(f"wino{m}_rows", (a, N, th, tw, C), dV.dtype)
-    for u in range(a):  # rows: dd[t, u] = sum_xi B^T[xi, t] E[xi, u], added at the tile's place
-        apply([E[xi, u] for xi in range(a)], list(rows), scratch, f"wino{m}_er", (N, th, tw, C), dV.dtype)
-        for t in range(a):
-            dD[t % m, u % m, :, t // m:t // m + th, u // m:u // m + tw] += rows[t]
-    dxh = scratch.get(f"wino{m}_dxh", (N, H, W, C), dV.dtype)
-    _from_parity(dD, m, (g.pads[0], g.pads[2]), dxh)
-    return np.ascontiguousarray(dxh.transpose(0, 3, 1, 2))
+def _tile_major(src: np.ndarray, out: tuple[int, int], p: _Plan, scratch: Scratch, key: str) -> np.ndarray:
+    """(m, m, k, th, tw, K) from ``src`` (k, K, Ho, Wo): each m x m block of outputs as a tile, zero beyond."""
+    k, K = src.shape[:2]
+    m = p.m
+    shape6 = (k, K, p.th, m, p.tw, m)
+    if out == (m * p.th, m * p.tw):
+        blocks = src.reshape(shape6)
+    else:
+        padded = _take(scratch, f"{key}_pad", (k, K, m * p.th, m * p.tw), k, p.nb, src.dtype)
+        padded[:, :, out[0]:] = 0
+        padded[:, :, :out[0], out[1]:] = 0
+        padded[:, :, :out[0], :out[1]] = src
+        blocks = padded.reshape(shape6)
+    tiles = _take(scratch, key, (m, m, k, p.th, p.tw, K), k, p.nb, src.dtype)
+    np.copyto(tiles, blocks.transpose(3, 5, 0, 2, 4, 1))
+    return tiles
 
 
 def _forward(name: str):
     def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, g: Geometry,
                 scratch: Scratch) -> tuple[np.ndarray, Saved]:
-        """y by F(m x m, 3 x 3); saves ``V``, the transformed input tiles."""
-        f = VARIANTS[name]
-        a = f.BT.shape[0]
-        scratch = Scratch()  # the transforms' buffers go when the call returns (kept by each layer, they
-        # would add up across a model's layers to twice its activations); only V is kept, for backward.
-        # The helpers below rely on it being fresh: its arrays start as zeros, where they need zeros
-        V = _input_transform(x, g, f, scratch)
-        Ut = kernel_transform(W, f)
-        M = np.matmul(V, Ut.reshape(a, a, *Ut.shape[2:]))  # a*a products (tiles, c_in) @ (c_in, c_out)
-        yv = _output_transform(M, x.shape[0], g, f, scratch)
-        y = np.empty(yv.shape, x.dtype)
-        np.add(yv, b[:, None, None], out=y)  # the bias, and NCHW, in one pass
+        """y by F(m x m, 3 x 3), a block of samples at a time; saves ``V``, the transformed input tiles."""
+        N, C = x.shape[:2]
+        K = W.shape[0]
+        p = _plan(VARIANTS[name], g, max(C, K), x.dtype.itemsize)
+        m, a, tps, Ho, Wo = p.m, p.a, p.th * p.tw, *g.out
+        BT, AT = p.f.BT.astype(x.dtype), p.f.AT.astype(x.dtype)
+        U = kernel_transform(W, p.f)
+        V = np.empty((a, a, N * tps, C), x.dtype)  # kept for backward
+        y = np.empty((N, K, Ho, Wo), x.dtype)
+        for n0 in range(0, N, p.nb):
+            k = min(p.nb, N - n0)
+            d = _tiles_of(x[n0:n0 + k], g, p, scratch)
+            Vk = V[:, :, n0 * tps:(n0 + k) * tps]
+            sandwich(BT, d, out=Vk, tmp=_take(scratch, f"wino{m}_t", d.shape, k, p.nb, x.dtype))  # B^T d B
+            M = _take(scratch, f"wino{m}_M", (a * a, k * tps, K), k, p.nb, x.dtype)
+            np.matmul(Vk.reshape(a * a, k * tps, C), U, out=M)  # a*a products (tiles, c_in) @ (c_in, c_out)
+            Y = sandwich(AT, M.reshape(a, a, -1), out=_take(scratch, f"wino{m}_Y", (m, m, k, p.th, p.tw, K), k,
+                                                            p.nb, x.dtype),
+                         tmp=_take(scratch, f"wino{m}_u", (m, a, k * tps * K), k, p.nb, x.dtype))  # A^T M A
+            blocks = Y.transpose(2, 5, 3, 0, 4, 1)  # (n, o, ti, i, tj, j)
+            if (Ho, Wo) == (m * p.th, m * p.tw):
+                np.add(blocks, b[:, None, None, None, None], out=y[n0:n0 + k].reshape(blocks.shape))
+            else:
+                full = _take(scratch, f"wino{m}_yfull", (k, K, m * p.th, m * p.tw), k, p.nb, x.dtype)
+                np.copyto(full.reshape(blocks.shape), blocks)
+                np.add(full[:, :, :Ho, :Wo], b[:, None, None], out=y[n0:n0 + k])
         return y, Saved(name, g, cols=V)
 
     forward.__name__ = forward.__qualname__ = f"{name}_forward"
     return forward
 
 
+def _add_back(dd: np.ndarray, p: _Plan, scratch: Scratch) -> np.ndarray:
+    """The padded input's gradient (k, m (th+1), m (tw+1), c_in) from the tiles' ``dd`` (a, a, k, th, tw, c_in):
+    each tile added where it was read. On the grid of m x m blocks, tile (ti, tj)'s row t is block row
+    ti + t // m, row t % m: rows and columns below m land in the tile's own block, the last two
+    (a - m = 2) in the next one, so four strided additions place them all."""
+    m, a, th, tw = p.m, p.a, p.th, p.tw
+    k, C = dd.shape[2], dd.shape[-1]
+    grid = _take(scratch, f"wino{m}_dgrid", (k, th + 1, m, tw + 1, m, C), k, p.nb, dd.dtype)
+    tiles = dd.transpose(2, 3, 0, 4, 1, 5)  # (n, ti, t, tj, u, c)
+    grid[:, :th, :, :tw] = tiles[:, :, :m, :, :m]
+    grid[:, th] = 0
+    grid[:, :th, :, tw] = 0
+    grid[:, 1:, :a - m, :tw] += tiles[:, :, m:, :, :m]
+    grid[:, :th, :, 1:, :a - m] += tiles[:, :, :m, :, m:]
+    grid[:, 1:, :a - m, 1:, :a - m] += tiles[:, :, m:, :, m:]
+    return grid.reshape(k, m * (th + 1), m * (tw + 1), C)
+
+
 def _backward(name: str):
     def backward(dy: np.ndarray, W: np.ndarray, saved: Saved, scratch: Scratch,
                  need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """``(dx, dW, db)``: the adjoints of the forward's transforms, around the same products."""
-        f = VARIANTS[name]
+        """``(dx, dW, db)``: the adjoints of the forward's transforms, around the same products, a block at a time."""
         g, V = saved.geometry, saved.cols
-        scratch = Scratch()  # as in forward: nothing but V outlives the call
-        dM = _grad_transform(dy, g, f, scratch)
-        dUt = np.matmul(V.transpose(0, 1, 3, 2), dM)  # (a, a, c_in, c_out): (c_in, tiles) @ (tiles, c_out)
-        G = f.G.astype(W.dtype)
-        dW = np.einsum("xu,xyco,yv->ocuv", G, dUt, G)
-        db = dy.sum(axis=(0, 2, 3))
-        if not need_dx:
-            return None, dW, db
-        Ut = kernel_transform(W, f)
-        dV = np.matmul(dM, Ut.transpose(0, 1, 3, 2))  # (tiles, c_out) @ (c_out, c_in)
-        return _input_grad(dV, g, f, scratch), dW, db
+        N, C, H, Wd = g.x_shape
+        K = W.shape[0]
+        p = _plan(VARIANTS[name], g, max(C, K), dy.dtype.itemsize)
+        m, a, tps, (pt, _, pl, _) = p.m, p.a, p.th * p.tw, g.pads
+        A, B = p.f.AT.T.astype(dy.dtype), p.f.BT.T.astype(dy.dtype)
+        U = kernel_transform(W, p.f) if need_dx else None
+        dU = np.empty((a * a, C, K), dy.dtype)
+        dx = np.empty(g.x_shape, dy.dtype) if need_dx else None
+        for n0 in range(0, N, p.nb):
+            k = min(p.nb, N - n0)
+            dYt = _tile_major(dy[n0:n0 + k], g.out, p, scratch, f"wino{m}_dY")
+            dM = sandwich(A, dYt, out=_take(scratch, f"wino{m}_dM", (a, a, k * tps * K), k, p.nb, dy.dtype),
+                          tmp=_take(scratch, f"wino{m}_u", (a, m, k * tps * K), k, p.nb, dy.dtype))  # A dY A^T
+            dM = dM.reshape(a * a, k * tps, K)
+            Vk = V[:, :, n0 * tps:(n0 + k) * tps].reshape(a * a, k * tps, C)
+            if n0 == 0:
+                np.matmul(Vk.transpose(0, 2, 1), dM, out=dU)  # (c_in, tiles) @ (tiles, c_out)
+            else:
+                dU += np.matmul(Vk.transpose(0, 2, 1), dM, out=_take(scratch, f"wino{m}_dU", dU.shape, 1, 1, dy.dtype))
+            if need_dx:
+                dV = _take(scratch, f"wino{m}_dV", (a, a, k * tps * C), k, p.nb, dy.dtype)
+                np.matmul(dM, U.transpose(0, 2, 1), out=dV.reshape(a * a, k * tps, C))  # (tiles, c_out) @ (c_out, c_in)
+                dd = sandwich(B, dV, out=_take(scratch, f"wino{m}_dd", (a, a, k, p.th, p.tw, C), k, p.nb, dy.dtype),
+                              tmp=_take(scratch, f"wino{m}_t", dV.shape, k, p.nb, dy.dtype))  # B dV B^T
+                grid = _add_back(dd, p, scratch)
+                dx[n0:n0 + k] = grid[:, pt:pt + H, pl:pl + Wd].transpose(0, 3, 1, 2)
+        return dx, kernel_gradient(dU, p.f), dy.sum(axis=(0, 2, 3))
 
     backward.__name__ = backward.__qualname__ = f"{name}_backward"
     return backward

@@ -1,0 +1,90 @@
+"""Which Conv2D kernel is fastest where: every kernel that computes a 3x3 stride-1 "same" layer,
+forward + backward, on a grid of widths, grid sizes and batches, one thread.
+
+    python benchmarks/bench_kernels.py [--repeat 5] [--quick]
+
+For each shape the kernels run interleaved in one process (median of ``--repeat`` rounds after a
+warm-up); the table gives each kernel's time relative to the fastest, and the kernel
+:func:`npae.nn.kernels.choose_kernel` picks with its ratio: the measurement the rule is read from
+(benchmarks/README.md). Shapes whose forward exceeds 12 GFLOP are left out (time). torch is not used.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import npae  # noqa: E402
+from npae.nn.kernels import KERNELS  # noqa: E402
+
+CHANNELS = [(8, 8), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64), (128, 128)]
+GRIDS = [2, 4, 8, 16, 32]
+BATCHES = [16, 64, 256]
+NAMES = [k for k in KERNELS if k != "im2col"] + ["im2col"]
+
+
+def median_times(fns: dict, repeat: int) -> dict:
+    for fn in fns.values():
+        fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="batch 64 only, widths from 16")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    batches = [64] if args.quick else BATCHES
+    channels = [c for c in CHANNELS if c[0] >= 16] if args.quick else CHANNELS
+    print(f"npae {npae.__version__}, numpy {np.__version__}, float32, one thread; "
+          f"time / fastest, median of {args.repeat}")
+    print(f"{'shape':>17} {'batch':>5}  " + " ".join(f"{k:>10}" for k in NAMES) + f"  {'chosen':>10} {'ratio':>6}")
+    worst = []
+    for c_in, c_out in channels:
+        for hw in GRIDS:
+            for batch in batches:
+                if 2 * 9 * c_in * c_out * hw * hw * batch > 12e9:
+                    continue
+                x = rng.standard_normal((batch, c_in, hw, hw)).astype(np.float32)
+                dy = rng.standard_normal((batch, c_out, hw, hw)).astype(np.float32)
+                fns = {}
+                for name in NAMES:
+                    layer = npae.Conv2D(c_in, c_out, 3, rng=np.random.default_rng(1))
+                    layer.kernel = name
+                    if layer.kernel_for((hw, hw), batch) != name:
+                        continue
+
+                    def run(layer=layer, x=x, dy=dy):
+                        layer.forward(x)
+                        layer.backward(dy)
+                    fns[name] = run
+                chosen = npae.Conv2D(c_in, c_out, 3, rng=rng).kernel_for((hw, hw), batch)
+                t = median_times(fns, args.repeat)
+                best = min(t.values())
+                cells = " ".join(f"{t[k] / best:>10.2f}" if k in t else f"{'-':>10}" for k in NAMES)
+                ratio = t[chosen] / best
+                worst.append((ratio, f"{c_in}->{c_out}@{hw} b{batch}"))
+                print(f"{c_in:>5} -> {c_out:<4}@ {hw:<3} {batch:>5}  {cells}  {chosen:>10} {ratio:>6.2f}", flush=True)
+    worst.sort(reverse=True)
+    print("the rule's worst picks (time / fastest):", ", ".join(f"{s} {r:.2f}" for r, s in worst[:5]))
+
+
+if __name__ == "__main__":
+    main()
