@@ -17,7 +17,7 @@ hold every one to the loops in float64, to the rounding of the sums. Read them i
 ``per_sample`` (:mod:`.per_sample`, stride 1, few input channels): one im2col matrix per sample.
 ``nhwc`` (:mod:`.nhwc`, any stride, wide layers on small grids): im2col channels last, at the
     valid output positions only, in blocks of samples (``COLS_BUDGET``).
-``winograd``, ``winograd4`` (:mod:`.winograd`, 3x3 stride 1, wide layers, big batches): Winograd's
+``winograd``, ``winograd4`` (:mod:`.winograd`, 3x3 stride 1, from 8 channels): Winograd's
     F(2x2, 3x3) and F(4x4, 3x3), fewer multiplications.
 
 They share one signature (``KERNELS[name]``)::
