@@ -19,11 +19,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench_scaling import interleaved  # noqa: E402 (the same interleaved timing)
+
 import npae  # noqa: E402
 from npae.nn.kernels import KERNELS  # noqa: E402
 
@@ -31,18 +33,6 @@ CHANNELS = [(8, 8), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64), (128, 128)
 GRIDS = [2, 4, 8, 16, 32]
 BATCHES = [16, 64, 256]
 NAMES = [k for k in KERNELS if k != "im2col"] + ["im2col"]
-
-
-def median_times(fns: dict, repeat: int) -> dict:
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main() -> None:
@@ -76,7 +66,7 @@ def main() -> None:
                         layer.backward(dy)
                     fns[name] = run
                 chosen = npae.Conv2D(c_in, c_out, 3, rng=rng).kernel_for((hw, hw), batch)
-                t = median_times(fns, args.repeat)
+                t = {k: median for k, (_, median) in interleaved(fns, args.repeat).items()}
                 best = min(t.values())
                 cells = " ".join(f"{t[k] / best:>10.2f}" if k in t else f"{'-':>10}" for k in NAMES)
                 ratio = t[chosen] / best
