@@ -33,6 +33,7 @@ to the loops like the others (tests/test_structure.py checks every entry is cove
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -90,7 +91,7 @@ WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES = 8, 16
 def winograd_multiplications(m: int, out: tuple[int, int]) -> float:
     """Multiplications per output of F(m x m, 3 x 3) on an ``out`` = (Ho, Wo) grid, counting the tiles the
     grid is rounded up to: ``(m + 2)^2 ceil(Ho/m) ceil(Wo/m) / (Ho Wo)`` (im2col's: 9)."""
-    return (m + 2) ** 2 * -(-out[0] // m) * -(-out[1] // m) / (out[0] * out[1])
+    return (m + 2) ** 2 * math.prod(winograd.tile_grid(m, out)) / (out[0] * out[1])
 
 
 def winograd_pays(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], batch: int) -> str | None:
@@ -101,7 +102,7 @@ def winograd_pays(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], 
     if not winograd.pays(W, stride) or min(W.shape[:2]) < WINOGRAD_MIN_CHANNELS:
         return None
     name, m = min((("winograd4", 4), ("winograd", 2)), key=lambda v: (winograd_multiplications(v[1], out), -v[1]))
-    tiles = batch * -(-out[0] // m) * -(-out[1] // m)
+    tiles = batch * math.prod(winograd.tile_grid(m, out))
     if winograd_multiplications(m, out) >= 9 or tiles < WINOGRAD_MIN_TILES:
         return None
     return name

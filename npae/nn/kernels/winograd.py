@@ -115,6 +115,11 @@ def kernel_gradient(dU: np.ndarray, f: Transforms = F2) -> np.ndarray:
     return np.ascontiguousarray(dWt.reshape(3, 3, *dU.shape[1:]).transpose(3, 2, 0, 1))
 
 
+def tile_grid(m: int, out: tuple[int, int]) -> tuple[int, int]:
+    """(th, tw): the m x m output blocks (tiles) that cover an output of ``out`` = (Ho, Wo), rounded up."""
+    return -(-out[0] // m), -(-out[1] // m)
+
+
 class _Plan(NamedTuple):
     """The tiling of one call: ``th x tw`` tiles per sample, in blocks of ``nb`` samples."""
 
@@ -128,7 +133,7 @@ class _Plan(NamedTuple):
 
 def _plan(f: Transforms, g: Geometry, channels: int, itemsize: int) -> _Plan:
     m, a = f.m, f.m + 2
-    th, tw = -(-g.out[0] // m), -(-g.out[1] // m)
+    th, tw = tile_grid(m, g.out)
     per_sample = a * a * th * tw * channels * itemsize  # the biggest array of a block, per sample
     return _Plan(f, m, a, th, tw, max(1, min(g.x_shape[0], BLOCK_BYTES // per_sample)))
 
