@@ -9,6 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from test_winograd import assert_matches_the_loops, assert_transposed_matches_the_loops  # noqa: E402
+
 import npae  # noqa: E402
 
 
@@ -128,6 +130,37 @@ def test_conv_transpose2d(k, stride, padding, output_padding):
     np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12)
     np.testing.assert_allclose(layer.params["W"].grad, wt.grad.numpy(), atol=1e-11)
     np.testing.assert_allclose(layer.params["b"].grad, bt.grad.numpy(), atol=1e-12)
+
+
+def by_torch(transposed):
+    """torch's (y, dx, dW, db) for a stride-1 convolution (or transposed convolution) in float64."""
+    def reference(x, W, b, dy, padding):
+        xt, wt, bt = t(x, True), t(W, True), t(b, True)
+        yt = (F.conv_transpose2d if transposed else F.conv2d)(xt, wt, bt, padding=padding)
+        yt.backward(t(dy))
+        return yt.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+    return reference
+
+
+@pytest.mark.parametrize("name", ["winograd", "winograd4"])
+@pytest.mark.parametrize("padding", ["same", "valid", 1])
+def test_conv2d_by_winograd(name, padding):
+    """To the rounding bound of tests/test_winograd.py: torch's float64 sum is a direct one, like the loops'."""
+    rng = np.random.default_rng(7)
+    x, W, b = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    out = {"same": (9, 8), "valid": (7, 6), 1: (9, 8)}[padding]
+    assert_matches_the_loops(name, x, W, b, rng.standard_normal((2, 4) + out), padding, npae.nn.kernels.Scratch(),
+                             reference=by_torch(False))
+
+
+@pytest.mark.parametrize("name", ["winograd", "winograd4"])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_conv_transpose2d_by_winograd(name, padding):
+    rng = np.random.default_rng(8)
+    layer = npae.ConvTranspose2D(3, 4, 3, padding=padding, rng=rng, dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(4)
+    layer.kernel = name
+    assert_transposed_matches_the_loops(layer, rng.standard_normal((2, 3, 6, 5)), rng, reference=by_torch(True))
 
 
 @pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])

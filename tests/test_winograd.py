@@ -12,6 +12,8 @@ more; the bias), the Winograd result is within gamma(n) S of the exact sum, the 
 gamma(9 c_in + 1) S, so the two within their sum. A wrong transform misses by a fraction of S itself.
 """
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -23,6 +25,7 @@ import npae
 from npae.checks.gradcheck import SMOOTH, check_layer
 from npae.nn import reference as ref
 from npae.nn.kernels import KERNELS, Geometry, Scratch
+from npae.nn.kernels import transpose as TK
 from npae.nn.kernels import winograd as WG
 from npae.nn.windows import geometry
 
@@ -82,19 +85,24 @@ def test_winograd_matches_the_loops_to_its_rounding_bound(name, n, c_in, c_out, 
     assert_matches_the_loops(name, x, W, b, dy, padding, Scratch())
 
 
-def assert_matches_the_loops(name, x, W, b, dy, padding, scratch):
-    """The kernel's y, dx, dW and db against the loops, to the rounding bound of the module docstring."""
+def loops(x, W, b, dy, padding):
+    """Conv2D 3x3 stride 1 by the loops: (y, dx, dW, db)."""
+    return (ref.conv2d_forward(x, W, b, (1, 1), padding),) + ref.conv2d_backward(x, W, dy, (1, 1), padding)
+
+
+def assert_matches_the_loops(name, x, W, b, dy, padding, scratch, reference=loops):
+    """The kernel's y, dx, dW and db against the loops, to the rounding bound of the module docstring
+    (or against another direct sum, ``reference(x, W, b, dy, padding) -> (y, dx, dW, db)``: the same bound)."""
     c_in, c_out = x.shape[1], W.shape[0]
     pads, out = geometry(x.shape[1:], (3, 3), (1, 1), padding, "test")
     g = Geometry(x.shape, (1, 1), pads, out)
     f, chain = WG.VARIANTS[name], CHAINS[name]
     y, saved = KERNELS[name].forward(x, W, b, g, scratch)
     dx, dW, db = KERNELS[name].backward(dy, W, saved, scratch)
-    dx_r, dW_r, db_r = ref.conv2d_backward(x, W, dy, (1, 1), padding)
+    y_r, dx_r, dW_r, db_r = reference(x, W, b, dy, padding)
     S_y, S_dW, S_dx = absolute_sums(x, W, dy, pads, out, f)
     tiles_count = x.shape[0] * (-(-out[0] // f.m)) * (-(-out[1] // f.m))
-    assert_within(y, ref.conv2d_forward(x, W, b, (1, 1), padding),
-                  (gamma(c_in + chain) + gamma(9 * c_in + 1)) * (S_y + np.abs(b)[None, :, None, None]), "y")
+    assert_within(y, y_r, (gamma(c_in + chain) + gamma(9 * c_in + 1)) * (S_y + np.abs(b)[None, :, None, None]), "y")
     assert_within(dW, dW_r, (gamma(tiles_count + chain) + gamma(dy[:, 0].size + 1)) * S_dW, "dW")
     assert_within(dx, dx_r, (gamma(c_out + chain + 4) + gamma(9 * c_out + 1)) * S_dx, "dx")
     np.testing.assert_allclose(db, db_r, rtol=0, atol=gamma(dy[:, 0].size) * float(np.abs(dy).sum()))
@@ -172,3 +180,79 @@ def test_a_layer_that_sees_other_sizes_pads_each_with_zeros(name):
     for h, w in [(16, 16), (15, 14), (13, 16), (16, 16), (5, 6)]:
         x = rng.standard_normal((2, 3, h, w)) * 100
         assert_matches_the_loops(name, x, W, b, rng.standard_normal((2, 4, h, w)), "same", scratch)
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(WG.VARIANTS)), n=st.integers(1, 3), c_in=st.integers(1, 4), c_out=st.integers(1, 4),
+       h=st.integers(1, 9), w=st.integers(1, 9), padding=st.integers(0, 2), seed=st.integers(0, 2 ** 31))
+def test_the_transposed_convolution_by_winograd_matches_its_loops(name, n, c_in, c_out, h, w, padding, seed):
+    assume(min(h, w) + 2 - 2 * padding >= 1)  # an output at all
+    rng = np.random.default_rng(seed)
+    layer = npae.ConvTranspose2D(c_in, c_out, 3, padding=padding, rng=rng, dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(c_out)
+    layer.kernel = name
+    assert_transposed_matches_the_loops(layer, rng.standard_normal((n, c_in, h, w)), rng)
+
+
+def transposed_loops(x, W, b, dy, padding):
+    """ConvTranspose2D stride 1 by the loops: (y, dx, dW, db)."""
+    args = ((1, 1), padding, 0)
+    return (ref.conv_transpose2d_forward(x, W, b, *args),) + ref.conv_transpose2d_backward(x, W, dy, *args)
+
+
+def assert_transposed_matches_the_loops(layer, x, rng, reference=transposed_loops):
+    """ConvTranspose2D 3x3 stride 1 run as the convolution of x padded by 2 - p with the flipped,
+    transposed kernel (npae/nn/kernels/transpose.py), against its own loops
+    (npae.nn.reference.conv_transpose2d_*; or ``reference``, as for :func:`assert_matches_the_loops`)
+    to the bound of the module docstring: S is that convolution's. Returns y and its bound."""
+    name, (n, c_in), c_out = layer.kernel, x.shape[:2], layer.c_out
+    assert layer.kernel_for(x.shape) == name
+    layer.zero_grad()
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    y_r, dx_r, dW_r, db_r = reference(x, layer.W, layer.b, dy, layer.padding)
+    g = TK.convolution_geometry(x.shape, (3, 3), layer.padding)
+    assert g.out == y.shape[2:]
+    f, chain = WG.VARIANTS[name], CHAINS[name]
+    S_y, S_dWc, S_dx = absolute_sums(x, TK.flip_transpose(layer.W), dy, g.pads, g.out, f)
+    tiles_count = n * math.prod(WG.tile_grid(f.m, g.out))
+    positions = max(dy[:, 0].size, x[:, 0].size)  # the loops sum dW over the input's positions
+    bound_y = (gamma(c_in + chain) + gamma(9 * c_in + 1)) * (S_y + np.abs(layer.b)[None, :, None, None])
+    assert_within(y, y_r, bound_y, "y")
+    assert_within(layer.params["W"].grad, dW_r,
+                  (gamma(tiles_count + chain) + gamma(positions + 1)) * TK.flip_transpose(S_dWc), "dW")
+    assert_within(dx, dx_r, (gamma(c_out + chain + 4) + gamma(9 * c_out + 1)) * S_dx, "dx")
+    np.testing.assert_allclose(layer.params["b"].grad, db_r, rtol=0,
+                               atol=gamma(dy[:, 0].size) * float(np.abs(dy).sum()))
+    return y, bound_y
+
+
+@pytest.mark.parametrize("name", sorted(WG.VARIANTS))
+@pytest.mark.parametrize("c_in, c_out, h, w, padding", [(2, 3, 5, 4, 1), (3, 2, 4, 6, 0), (1, 2, 6, 6, 2)])
+def test_the_transposed_convolution_by_winograd_against_central_differences(name, c_in, c_out, h, w, padding):
+    rng = np.random.default_rng(5)
+    layer = npae.ConvTranspose2D(c_in, c_out, 3, padding=padding, rng=rng, dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(c_out)
+    layer.kernel = name
+    x = rng.standard_normal((2, c_in, h, w))
+    assert layer.kernel_for(x.shape) == name
+    report = check_layer(layer, x, rng=rng)
+    assert report.passed and report.worst <= SMOOTH, str(report)
+
+
+@pytest.mark.parametrize("name", sorted(WG.VARIANTS))
+def test_a_transposed_layer_keeps_its_scratch_for_training_only(name):
+    """Training calls reuse the layer's scratch across input sizes (each padded with zeros afresh: the
+    loops' results every time); an inference call leaves it as it was, and gives the same y."""
+    rng = np.random.default_rng(6)
+    layer = npae.ConvTranspose2D(3, 4, 3, padding=1, rng=rng, dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(4)
+    layer.kernel = name
+    for h, w in [(16, 16), (15, 14), (5, 6), (16, 16)]:
+        x = rng.standard_normal((2, 3, h, w)) * 100
+        y, bound = assert_transposed_matches_the_loops(layer, x, rng)
+        kept = {k: v.copy() for k, v in layer._scratch.arrays.items()}
+        assert_within(layer.forward(x, training=False), y, bound, "inference y")
+        assert kept.keys() == layer._scratch.arrays.keys()
+        assert all(np.array_equal(kept[k], v) for k, v in layer._scratch.arrays.items())

@@ -10,7 +10,7 @@ from .. import _checks
 from .. import init as _init
 from ..converters import converts, weight_and_bias
 from ..core import LAYERS, Layer, Param
-from .kernels import KERNELS, Geometry, Scratch, choose_kernel
+from .kernels import COL2IM, KERNELS, Geometry, Scratch, choose_kernel, choose_transpose_kernel
 from .kernels import transpose as TK
 from .windows import check_padding, geometry
 
@@ -37,6 +37,10 @@ class _Convolution(Layer):
     def b(self) -> np.ndarray:
         """The bias (c_out,); zeros that are no parameter for a layer made with ``bias=False``."""
         return self.params["b"].value if "b" in self.params else np.zeros(self.c_out, self.dtype)
+
+    def clear_cache(self) -> None:
+        self._cache = None
+        self._scratch = Scratch()  # the kernels' scratch arrays, kept between training steps
 
 
 @LAYERS.register
@@ -128,10 +132,6 @@ class Conv2D(_Convolution):
             self.params["b"].grad += db
         return dx
 
-    def clear_cache(self) -> None:
-        self._cache = None
-        self._scratch = Scratch()
-
     def output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3 or input_shape[0] != self.c_in:
             raise ValueError(f"Conv2D: expected input of shape (N, {self.c_in}, H, W), "
@@ -214,7 +214,11 @@ class ConvTranspose2D(_Convolution):
     ``dW[c, o, u, v] += sum_{n,i,j} x[n, c, i, j] * dfull[n, o, i*sh + u, j*sw + v]``
     ``db[o] += sum_{n,i,j} dy[n, o, i, j]``
 
-    Computed by the convolution's own im2col and col2im (:mod:`npae.nn.kernels.transpose`).
+    Which code computes it (:meth:`kernel_for`, :func:`npae.nn.kernels.choose_transpose_kernel`): the
+    convolution's own im2col and col2im (``col2im``, :mod:`npae.nn.kernels.transpose`); at stride 1,
+    where the layer is a convolution of x padded by ``k - 1 - padding`` with the kernel
+    ``Wc[o, c, u, v] = W[c, o, kh-1-u, kw-1-v]``, Winograd's kernels where they pay (``winograd4``,
+    ``winograd``; ``kernel`` asks for one of ``npae.nn.kernels.KERNELS`` by name). Every one is held to the loops.
     """
 
     reference = ('conv_transpose2d_forward', 'conv_transpose2d_backward')
@@ -239,6 +243,16 @@ class ConvTranspose2D(_Convolution):
         # the weight is drawn in the layout of the convolution it transposes, so its fans are that one's
         W = _init.get(init)((self.c_in, self.c_out) + self.kernel_size, rng, self.dtype, "conv")
         self.params = _weight_and_bias(W, self.c_out, self.dtype, bias)
+        self._scratch = Scratch()  # kept between training steps
+
+    #: A kernel asked for by name, used wherever it applies: ``"col2im"`` (every stride) or, at stride 1,
+    #: one of ``npae.nn.kernels.KERNELS``; None (the default): the rule of
+    #: :func:`npae.nn.kernels.choose_transpose_kernel`.
+    kernel: str | None = None
+
+    def kernel_for(self, x_shape: tuple) -> str:
+        """The name of the kernel that runs for an input of ``x_shape`` (N, c_in, H, W)."""
+        return choose_transpose_kernel(self.W, self.stride, self.padding, tuple(x_shape), self.kernel)
 
     def _out(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), p, op = self.kernel_size, self.stride, self.padding, self.output_padding
@@ -251,18 +265,28 @@ class ConvTranspose2D(_Convolution):
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         x = _checks.check_input(x, (None, self.c_in, "H", "W"), "ConvTranspose2D", self.dtype)
         out = self._out(*x.shape[2:])
-        y, x2 = TK.transpose_forward(x, self.W, self.b, self.stride, self.padding, self.output_padding)
+        name = self.kernel_for(x.shape)
+        if name == COL2IM:
+            y, saved = TK.transpose_forward(x, self.W, self.b, self.stride, self.padding, self.output_padding)
+        else:  # stride 1: the convolution of x with flip_transpose(W) (npae.nn.kernels.transpose)
+            scratch = self._scratch if training else Scratch()  # inference keeps nothing
+            g = TK.convolution_geometry(x.shape, self.kernel_size, self.padding)
+            y, saved = KERNELS[name].forward(x, TK.flip_transpose(self.W), self.b, g, scratch)
         assert y.shape[2:] == out
-        self._cache = (x2, x.shape, y.shape) if training else None
+        self._cache = (name, saved, x.shape, y.shape) if training else None
         return y
 
     can_skip_dx = True
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        x2, x_shape, y_shape = self._cached("ConvTranspose2D")
+        name, saved, x_shape, y_shape = self._cached("ConvTranspose2D")
         dy = _checks.check_grad(dy, y_shape, self.dtype, "ConvTranspose2D")
-        dx, dW, db = TK.transpose_backward(dy, self.W, x2, x_shape, self.stride, self.padding, self.output_padding,
-                                          need_dx)
+        if name == COL2IM:
+            dx, dW, db = TK.transpose_backward(dy, self.W, saved, x_shape, self.stride, self.padding,
+                                              self.output_padding, need_dx)
+        else:
+            dx, dWc, db = KERNELS[name].backward(dy, TK.flip_transpose(self.W), saved, self._scratch, need_dx)
+            dW = TK.flip_transpose(dWc)
         self.params["W"].grad += dW
         if "b" in self.params:
             self.params["b"].grad += db

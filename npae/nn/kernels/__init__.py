@@ -29,6 +29,11 @@ returning in the order of :func:`npae.nn.reference.conv2d_backward`, and one rul
 runs (:func:`choose_kernel`). A new kernel is a module with those two functions, an entry in
 ``KERNELS`` and a clause in ``choose_kernel``; the tests and the gradcheck suite then hold it
 to the loops like the others (tests/test_structure.py checks every entry is covered).
+
+:class:`npae.ConvTranspose2D` has its own kernel, ``col2im`` (:mod:`.transpose`, any stride). At
+stride 1 it is also a convolution of its input with the flipped, transposed kernel
+(:func:`.transpose.flip_transpose`, padding ``k - 1 - p``), so there it runs these kernels too,
+by :func:`choose_transpose_kernel`.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import flat, im2col, nhwc, per_sample, winograd
+from . import flat, im2col, nhwc, per_sample, transpose, winograd
 from .base import Geometry, Saved, Scratch
 
 
@@ -134,4 +139,43 @@ def choose_kernel(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], 
     return "flat"
 
 
-__all__ = ["choose_kernel", "Geometry", "KERNELS", "KernelPair", "nhwc_pays", "per_sample_pays", "Saved", "Scratch"]
+#: ConvTranspose2D's own kernel (npae.nn.kernels.transpose), every stride
+COL2IM = "col2im"
+
+
+#: where ConvTranspose2D keeps its col2im kernel at stride 1, measured against the others one thread a side
+#: (benchmarks/README.md): layers that narrow by more than this factor (c_in > 4 c_out; its matrix, 9 c_out
+#: rows, is then the smaller)
+TRANSPOSE_NARROWING = 4
+
+
+def choose_transpose_kernel(W: np.ndarray, stride: tuple[int, int], padding: int, x_shape: tuple,
+                            prefer: str | None = None) -> str:
+    """The kernel a ConvTranspose2D with ``W`` (c_in, c_out, kh, kw) runs for an input of ``x_shape``, by one
+    rule: ``col2im`` (:mod:`.transpose`) for stride > 1 or ``padding > k - 1``; else the layer is a
+    convolution (:func:`.transpose.convolution_geometry`, its kernel ``Wc`` (c_out, c_in, kh, kw)) and runs
+    ``prefer`` where that applies (``ConvTranspose2D.kernel``: ``"col2im"`` or a name of ``KERNELS``);
+    else ``col2im`` where the layer narrows (``c_in > 4 c_out``); else ``winograd4`` or ``winograd`` where
+    :func:`winograd_pays` for ``Wc``, that output and batch; else ``per_sample`` where :func:`per_sample_pays`
+    for ``Wc`` (a thin input that widens); else ``flat`` for 3x3 kernels; else ``col2im``."""
+    if prefer is not None and prefer != COL2IM and prefer not in KERNELS:
+        raise ValueError(f"ConvTranspose2D.kernel must be one of {sorted([COL2IM, *KERNELS])} or None, got {prefer!r}")
+    g = transpose.convolution_geometry(x_shape, W.shape[2:], padding)
+    if prefer == COL2IM or tuple(stride) != (1, 1) or g is None:
+        return COL2IM
+    Wc = W.transpose(1, 0, 2, 3)  # the convolution's kernel, as far as the rules look (its shape)
+    if prefer is not None and APPLIES.get(prefer, lambda W, stride: True)(Wc, (1, 1)):
+        return prefer
+    c_in, c_out = W.shape[:2]
+    if c_in > TRANSPOSE_NARROWING * c_out:
+        return COL2IM
+    chosen = winograd_pays(Wc, (1, 1), g.out, x_shape[0])
+    if chosen is not None:
+        return chosen
+    if per_sample_pays(Wc):
+        return "per_sample"
+    return "flat" if W.shape[2:] == (3, 3) else COL2IM
+
+
+__all__ = ["choose_kernel", "choose_transpose_kernel", "COL2IM", "Geometry", "KERNELS", "KernelPair", "nhwc_pays",
+           "per_sample_pays", "Saved", "Scratch"]
