@@ -142,21 +142,24 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
 
     yield "reference: UpSampling2D (2, 3)", upsample
 
-    def transpose(stride, padding, output_padding):
+    def transpose(stride, padding, output_padding, kernel=None):
         layer = ConvTranspose2D(2, 3, 3, stride=stride, padding=padding, output_padding=output_padding, rng=rng,
                                 dtype=np.float64)
         layer.params["b"].value[...] = rng.standard_normal(3)
+        layer.kernel = kernel
         x = rng.standard_normal((2, 2, 4, 3))
         y = layer.forward(x)
         dy = rng.standard_normal(y.shape)
         args = (layer.stride, layer.padding, layer.output_padding)
         dx_r, dW_r, db_r = reference.conv_transpose2d_backward(x, layer.W, dy, *args)
-        return _against_reference(f"ConvTranspose2D stride {stride} padding {padding} = reference", [
+        title = f"ConvTranspose2D stride {stride} padding {padding}: {layer.kernel_for(x.shape)} kernel = reference"
+        return _against_reference(title, [
             ("y", y, reference.conv_transpose2d_forward(x, layer.W, layer.b, *args)),
             ("dx", layer.backward(dy), dx_r), ("dW", layer.params["W"].grad, dW_r),
             ("db", layer.params["b"].grad, db_r)])
 
     yield "reference: ConvTranspose2D 3x3, stride 2 (x2 up)", lambda: transpose(2, 1, 1)
+    yield "reference: ConvTranspose2D 3x3, stride 1, winograd4", lambda: transpose(1, 1, 0, kernel="winograd4")
 
     def avgpool():
         layer = AvgPool2D(3, stride=2, padding="same")
