@@ -3,8 +3,10 @@
     python benchmarks/bench_layers.py [--batch-size 256] [--repeat 5] [--families ...] [--no-next]
 
 The second table ("the next layers") times ConvTranspose2D, AvgPool2D and BatchNorm2D at the
-shapes of the convolutional autoencoder's variant, forward + backward, beside the same layer
-in PyTorch when it is installed (same process, interleaved, median of the repeats).
+shapes of the convolutional autoencoder's variant, and ConvTranspose2D at stride 1 by the kernel
+its rule picks beside col2im (the one it ran before it ran the convolution kernels), forward +
+backward, beside the same layer in PyTorch when it is installed (same process, interleaved, median
+of the repeats).
 
 float32, one training forward then one backward per repeat; the median is reported,
 with GFLOP/s for the layers that do arithmetic worth counting (Dense, Conv2D):
@@ -70,10 +72,23 @@ def bench_family(name, batch, repeat, rng):
     return rows
 
 
-NEXT = [  # (what, npae layer, input shape per sample)
+def stride_one(c_in: int, c_out: int, kernel: str | None = None) -> npae.ConvTranspose2D:
+    """ConvTranspose2D 3x3 stride 1 padding 1 (the size kept), asking for ``kernel`` (None: the rule's)."""
+    layer = npae.ConvTranspose2D(c_in, c_out, 3, padding=1)
+    layer.kernel = kernel
+    return layer
+
+
+NEXT = [  # (what, npae layer, input shape per sample); ConvTranspose2D's kernel in brackets
     ("ConvTranspose2D 8->8 3x3 s2 (4 -> 7)", lambda: npae.ConvTranspose2D(8, 8, 3, stride=2, padding=1), (8, 4, 4)),
     ("ConvTranspose2D 8->16 3x3 s2 (14 -> 28)",
      lambda: npae.ConvTranspose2D(8, 16, 3, stride=2, padding=1, output_padding=1), (8, 14, 14)),
+    ("ConvTranspose2D 16->16 3x3 s1 @14", lambda: stride_one(16, 16), (16, 14, 14)),
+    ("  the same by col2im (before)", lambda: stride_one(16, 16, "col2im"), (16, 14, 14)),
+    ("ConvTranspose2D 32->64 3x3 s1 @16", lambda: stride_one(32, 64), (32, 16, 16)),
+    ("  the same by col2im (before)", lambda: stride_one(32, 64, "col2im"), (32, 16, 16)),
+    ("ConvTranspose2D 64->32 3x3 s1 @8", lambda: stride_one(64, 32), (64, 8, 8)),
+    ("  the same by col2im (before)", lambda: stride_one(64, 32, "col2im"), (64, 8, 8)),
     ("Conv2D 16->8 3x3 s2 (28 -> 14)", lambda: npae.Conv2D(16, 8, 3, stride=2), (16, 28, 28)),
     ("AvgPool2D 2 (28 -> 14)", lambda: npae.AvgPool2D(2), (16, 28, 28)),
     ("BatchNorm2D 16 @ 28x28", lambda: npae.BatchNorm2D(16), (16, 28, 28)),
@@ -107,7 +122,7 @@ def bench_next(batch, repeat, rng):
         torch = None
     print(f"\nthe next layers: forward + backward ms, batch {batch}"
           + ("" if torch else " (PyTorch is not installed: npae alone)"))
-    print(f"{'layer':<44} {'npae':>9} {'torch':>9} {'npae/torch':>11}")
+    print(f"{'layer':<50} {'npae':>9} {'torch':>9} {'npae/torch':>11}")
     for what, make, shape in NEXT:
         layer = make()
         x = rng.standard_normal((batch,) + shape).astype(np.float32)
@@ -133,7 +148,9 @@ def bench_next(batch, repeat, rng):
                 times["torch"].append(median_time(theirs, 1))
         a = float(np.median(times["npae"]))
         b = float(np.median(times["torch"])) if theirs is not None else float("nan")
-        print(f"{what:<44} {a * 1e3:9.2f} {b * 1e3:9.2f} {a / b:11.2f}")
+        if isinstance(layer, npae.ConvTranspose2D):
+            what = f"{what} [{layer.kernel_for(x.shape)}]"
+        print(f"{what:<50} {a * 1e3:9.2f} {b * 1e3:9.2f} {a / b:11.2f}")
 
 
 def main(argv=None):
