@@ -159,7 +159,6 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
             ("db", layer.params["b"].grad, db_r)])
 
     yield "reference: ConvTranspose2D 3x3, stride 2 (x2 up)", lambda: transpose(2, 1, 1)
-    yield "reference: ConvTranspose2D 3x3, stride 1, winograd4", lambda: transpose(1, 1, 0, kernel="winograd4")
 
     def avgpool():
         layer = AvgPool2D(3, stride=2, padding="same")
@@ -189,6 +188,7 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
     yield "reference: BatchNorm2D, training", lambda: batchnorm(BatchNorm2D, (3, 2, 4, 5))
     yield "reference: Conv2D 3->4, stride 1, 'same', winograd", lambda: conv(3, 4, 1, "same", kernel="winograd")
     yield "reference: Conv2D 3->4, stride 1, 'same', winograd4", lambda: conv(3, 4, 1, "same", kernel="winograd4")
+    yield "reference: ConvTranspose2D 3x3, stride 1, winograd4", lambda: transpose(1, 1, 0, kernel="winograd4")
 
 
 def builtin_checks(rng: np.random.Generator) -> Iterator[tuple[str, Callable[[], GradcheckReport]]]:
