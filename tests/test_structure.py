@@ -21,7 +21,7 @@ from npae.checks import suite
 from npae.converters import CONVERTERS
 from npae.core import LAYERS
 from npae.nn import reference
-from npae.nn.kernels import KERNELS
+from npae.nn.kernels import COL2IM, KERNELS
 
 ROOT = pathlib.Path(npae.__file__).parent
 #: the floors, bottom up; a unit may import its own modules and those of lower floors
@@ -225,6 +225,18 @@ def test_the_reading_order_in_docs_lists_every_module():
 
 def test_docs_name_every_kernel_and_when_it_runs():
     text = (ROOT.parent / "docs" / "layers.md").read_text()
-    table = text[text.index("### Which code computes it: the kernel table"):]
+    table = text_under(text, "### Which code computes it: the kernel table")
     named = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)  # in the order the rule tries them
     assert sorted(named) == sorted(KERNELS), f"docs/layers.md's kernel table names {named}; KERNELS has {list(KERNELS)}"
+    # ConvTranspose2D's: every kernel its rule can pick, none other (npae.nn.kernels.choose_transpose_kernel)
+    transposed = text_under(text[text.index("## ConvTranspose2D"):], "### Which code computes it")
+    rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \|", transposed, flags=re.M)
+    named = {name for row in rows for name in re.findall(r"`(\w+)`", row)}
+    assert named == {COL2IM, "winograd", "winograd4", "per_sample", "flat"}, named
+
+
+def text_under(text: str, heading: str) -> str:
+    """``text`` from ``heading`` to the next heading."""
+    start = text.index(heading)
+    following = re.search(r"^#", text[start + len(heading):], flags=re.M)
+    return text[start:start + len(heading) + following.start()] if following else text[start:]
