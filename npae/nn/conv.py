@@ -217,8 +217,9 @@ class ConvTranspose2D(_Convolution):
     Which code computes it (:meth:`kernel_for`, :func:`npae.nn.kernels.choose_transpose_kernel`): the
     convolution's own im2col and col2im (``col2im``, :mod:`npae.nn.kernels.transpose`); at stride 1,
     where the layer is a convolution of x padded by ``k - 1 - padding`` with the kernel
-    ``Wc[o, c, u, v] = W[c, o, kh-1-u, kw-1-v]``, Winograd's kernels where they pay (``winograd4``,
-    ``winograd``; ``kernel`` asks for one of ``npae.nn.kernels.KERNELS`` by name). Every one is held to the loops.
+    ``Wc[o, c, u, v] = W[c, o, kh-1-u, kw-1-v]``, Conv2D's kernels where the measured rule says they pay
+    (``winograd4``, ``winograd``, ``per_sample``, ``flat``; ``kernel`` asks for one of
+    ``npae.nn.kernels.KERNELS`` by name). Every one is held to the loops (docs/layers.md).
     """
 
     reference = ('conv_transpose2d_forward', 'conv_transpose2d_backward')
