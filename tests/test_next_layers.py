@@ -43,6 +43,29 @@ def transpose_cases(draw):
 @given(case=transpose_cases())
 def test_conv_transpose_against_its_loops_and_central_differences(case):
     layer, x, rng = case
+    assert_transposed_sums_close(layer, x, rng)
+    # y is linear in each of x, W and b, so central differences have no truncation error at any step, and
+    # their rounding error, eps sum|y dy| / h, shrinks with a larger h (at 1e-6 a db whose entries nearly
+    # cancel once missed the threshold by 2x)
+    report = check_layer(layer, x, rng=rng, h=1e-3)
+    assert report.passed and report.worst <= SMOOTH, str(report)
+
+
+@pytest.mark.parametrize("kernel", ["flat", "im2col", "nhwc", "per_sample"])
+@pytest.mark.parametrize("k, p", [((3, 2), 1), ((2, 3), 1), ((1, 3), 1), ((3, 1), 0), ((2, 4), 2)])
+def test_conv_transpose_by_the_convolution_kernels_with_other_kernel_shapes(kernel, k, p):
+    """Non-square kernels at stride 1, and a padding beyond k - 1 on one axis only (col2im there)."""
+    rng = np.random.default_rng(9)
+    layer = npae.ConvTranspose2D(2, 3, k, padding=p, rng=rng, dtype=np.float64)
+    layer.params["b"].value[...] = rng.standard_normal(3)
+    layer.kernel = kernel
+    x = away_from_zero((2, 2, 4, 5), rng)
+    assert layer.kernel_for(x.shape) == (kernel if p <= min(k) - 1 else "col2im")
+    assert_transposed_sums_close(layer, x, rng)
+
+
+def assert_transposed_sums_close(layer, x, rng):
+    """y, dx, dW and db against the loops, each entry to the rounding of its own sum."""
     y = layer.forward(x)
     args = (layer.stride, layer.padding, layer.output_padding)
     # Each entry is held to the rounding of its own sum: the loops run on |x|, |W|, |dy| give
@@ -59,11 +82,6 @@ def test_conv_transpose_against_its_loops_and_central_differences(case):
     assert_sums_close(dx, dx_r, dx_a, layer.c_out * layer.kernel_size[0] * layer.kernel_size[1], what="dx")
     assert_sums_close(layer.params["W"].grad, dW_r, dW_a, m, what="dW")
     assert_sums_close(layer.params["b"].grad, db_r, db_a, m, what="db")
-    # y is linear in each of x, W and b, so central differences have no truncation error at any step, and
-    # their rounding error, eps sum|y dy| / h, shrinks with a larger h (at 1e-6 a db whose entries nearly
-    # cancel once missed the threshold by 2x)
-    report = check_layer(layer, x, rng=rng, h=1e-3)
-    assert report.passed and report.worst <= SMOOTH, str(report)
 
 
 @pytest.mark.parametrize("c_in, c_out, k, s, p, op, h", [(2, 3, 3, 2, 1, 1, 4), (3, 2, (2, 3), 1, 0, 0, 3),

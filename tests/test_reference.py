@@ -130,16 +130,21 @@ def test_the_transposed_kernel_rule():
 
     assert kernel(32, 64, 16) == kernel(8, 8, 28) == kernel(16, 8, 7, batch=256) == "winograd4"
     assert kernel(128, 64, 2) == "winograd" and kernel(64, 64, 1, padding=0) == "winograd4"  # 1 -> 3: a 3x3 output
-    assert kernel(16, 1, 14) == kernel(16, 3, 28) == kernel(64, 8, 14) == "col2im"  # narrowing by more than 4
+    assert kernel(16, 1, 14) == kernel(16, 3, 28) == kernel(64, 8, 14) == kernel(5, 1, 14) == "col2im"  # by > 4
     assert kernel(4, 1, 14) == kernel(4, 4, 14) == kernel(8, 4, 28) == kernel(7, 8, 14) == "flat"
     assert kernel(1, 8, 28) == kernel(3, 16, 14) == kernel(16, 16, 14, k=1, padding=0) == "per_sample"
     assert kernel(8, 8, 14, k=5, padding=2) == kernel(8, 8, 14, k=2, padding=0) == "col2im"  # not measured faster
     assert kernel(32, 64, 8, stride=2) == kernel(32, 64, 8, padding=3) == "col2im"  # no convolution of x
+    assert kernel(1, 8, 14, k=(1, 3), padding=1) == kernel(1, 8, 14, k=(3, 1), padding=1, prefer="flat") == "col2im"
     assert kernel(32, 64, 8, padding=3, prefer="winograd") == kernel(32, 64, 8, prefer="col2im") == "col2im"
     # a preference runs where it applies; where it does not (Winograd is 3x3 only), the rule decides
     assert kernel(16, 1, 14, prefer="winograd") == "winograd" and kernel(2, 2, 5, k=2, prefer="winograd") == "col2im"
     with pytest.raises(ValueError, match=r"ConvTranspose2D.kernel must be one of \['col2im', 'flat', .*got 'fast'"):
         kernel(2, 2, 5, prefer="fast")
+    layer = npae.ConvTranspose2D(8, 8, 3, padding=1)
+    for shape in [(16, 16), (64, 3, 16, 16), (64, 8, 0, 16)]:  # Conv2D's (out, batch) form; channels; empty
+        with pytest.raises(ValueError, match=r"kernel_for: expected an input shape \(N, 8, H, W\) of positive"):
+            layer.kernel_for(shape)
 
 
 @REF_SETTINGS

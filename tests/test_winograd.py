@@ -154,6 +154,30 @@ def test_float32_error_is_within_the_bound_at_the_benchmark_shapes(name):
 
 
 @pytest.mark.parametrize("name", sorted(WG.VARIANTS))
+def test_a_float32_transposed_layer_is_within_the_bound(name):
+    """ConvTranspose2D 64 -> 32 @ 8 in float32 against its float64 twin by col2im (a direct sum), y, dx
+    and dW: the bound of the convolution it is, with float32's unit roundoff."""
+    rng = np.random.default_rng(3)
+    layer = npae.ConvTranspose2D(64, 32, 3, padding=1, rng=rng)
+    layer.kernel = name
+    twin = npae.ConvTranspose2D(64, 32, 3, padding=1, dtype=np.float64)
+    twin.params["W"].value[...] = layer.W
+    twin.kernel = "col2im"
+    x = rng.standard_normal((4, 64, 8, 8)).astype(np.float32)
+    dy = rng.standard_normal((4, 32, 8, 8)).astype(np.float32)
+    y32, y64 = layer.forward(x), twin.forward(x.astype(np.float64))
+    dx32, dx64 = layer.backward(dy), twin.backward(dy.astype(np.float64))
+    g, f, chain = TK.convolution_geometry(x.shape, (3, 3), 1), WG.VARIANTS[name], CHAINS[name]
+    S_y, S_dWc, S_dx = absolute_sums(x.astype(np.float64), TK.flip_transpose(twin.W), dy.astype(np.float64),
+                                     g.pads, g.out, f)
+    tiles_count = 4 * math.prod(WG.tile_grid(f.m, g.out))
+    assert_within(y32, y64, (gamma(64 + chain, np.float32) + gamma(9 * 64 + 1)) * S_y, f"float32 y, {name}")
+    assert_within(dx32, dx64, (gamma(32 + chain + 4, np.float32) + gamma(9 * 32 + 1)) * S_dx, f"float32 dx, {name}")
+    assert_within(layer.params["W"].grad, twin.params["W"].grad,
+                  (gamma(tiles_count + chain, np.float32) + gamma(x[:, 0].size + 1)) * TK.flip_transpose(S_dWc), "dW")
+
+
+@pytest.mark.parametrize("name", sorted(WG.VARIANTS))
 @pytest.mark.parametrize("block", [1, 3])
 def test_a_batch_in_blocks_of_samples(name, block, monkeypatch):
     """The batch in blocks of ``block`` samples (BLOCK_BYTES), the last one smaller (7 = 3 + 3 + 1), one

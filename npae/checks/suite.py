@@ -190,6 +190,15 @@ def _reference_checks(rng) -> Iterator[tuple[str, Callable]]:
     yield "reference: Conv2D 3->4, stride 1, 'same', winograd4", lambda: conv(3, 4, 1, "same", kernel="winograd4")
     yield "reference: ConvTranspose2D 3x3, stride 1, winograd4", lambda: transpose(1, 1, 0, kernel="winograd4")
 
+    def transpose_by_its_rule():  # last: the checks above draw what they drew before it was added
+        layer = ConvTranspose2D(2, 3, 3, padding=1, rng=rng, dtype=np.float64)
+        layer.params["b"].value[...] = rng.standard_normal(3)
+        x = rng.standard_normal((2, 2, 5, 4))
+        title = f"ConvTranspose2D 3x3 stride 1 padding 1 ({layer.kernel_for(x.shape)} kernel, by its rule)"
+        return check_layer(layer, x, rng=rng, title=title)
+
+    yield "ConvTranspose2D 3x3, stride 1, by its rule", transpose_by_its_rule
+
 
 def builtin_checks(rng: np.random.Generator) -> Iterator[tuple[str, Callable[[], GradcheckReport]]]:
     """Yield ``(title, thunk)`` for every check of the suite; each thunk returns a GradcheckReport."""

@@ -252,8 +252,15 @@ class ConvTranspose2D(_Convolution):
     kernel: str | None = None
 
     def kernel_for(self, x_shape: tuple) -> str:
-        """The name of the kernel that runs for an input of ``x_shape`` (N, c_in, H, W)."""
-        return choose_transpose_kernel(self.W, self.stride, self.padding, tuple(x_shape), self.kernel)
+        """The name of the kernel that runs for an input of ``x_shape`` (N, c_in, H, W): the input's shape,
+        where Conv2D's ``kernel_for(out, batch)`` takes its output's size (this layer's rule needs the
+        input's, and the padding of the convolution it is)."""
+        x_shape = tuple(x_shape)
+        if len(x_shape) != 4 or x_shape[1] != self.c_in or not all(isinstance(d, (int, np.integer)) and d >= 1
+                                                                   for d in x_shape):
+            raise ValueError(f"ConvTranspose2D.kernel_for: expected an input shape (N, {self.c_in}, H, W) of "
+                             f"positive sizes, got {x_shape}")
+        return choose_transpose_kernel(self.W, self.stride, self.padding, x_shape, self.kernel)
 
     def _out(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), p, op = self.kernel_size, self.stride, self.padding, self.output_padding
