@@ -178,16 +178,17 @@ def test_a_float32_transposed_layer_is_within_the_bound(name):
 
 
 @pytest.mark.parametrize("name", sorted(WG.VARIANTS))
-@pytest.mark.parametrize("block", [1, 3])
-def test_a_batch_in_blocks_of_samples(name, block, monkeypatch):
-    """The batch in blocks of ``block`` samples (BLOCK_BYTES), the last one smaller (7 = 3 + 3 + 1), one
-    scratch reused by every block and call: the loops' results, to the same bound."""
+@pytest.mark.parametrize("block, nb", [(1, 1), (3, 3), (5, 4)])
+def test_a_batch_in_blocks_of_samples(name, block, nb, monkeypatch):
+    """The batch in blocks of at most ``block`` samples (BLOCK_BYTES), as few and as even as can be (7 = 3 + 3
+    + 1: three blocks either way; 4 + 3, not 5 + 2), one scratch reused by every block and call: the loops'
+    results, to the same bound."""
     rng = np.random.default_rng(3)
     f = WG.VARIANTS[name]
     tiles = -(-9 // f.m) * -(-10 // f.m)
     monkeypatch.setattr(WG, "BLOCK_BYTES", block * (f.m + 2) ** 2 * tiles * 4 * 8)  # 4 channels, float64
     pads, out = geometry((3, 9, 10), (3, 3), (1, 1), "same", "t")
-    assert WG._plan(f, Geometry((7, 3, 9, 10), (1, 1), pads, out), 4, 8).nb == block
+    assert WG._plan(f, Geometry((7, 3, 9, 10), (1, 1), pads, out), 4, 8).nb == nb
     scratch = Scratch()
     for _ in range(2):
         x, W, b = rng.standard_normal((7, 3, 9, 10)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)

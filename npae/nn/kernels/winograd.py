@@ -36,8 +36,9 @@ are exact up to rounding::
 How it is computed. Every transform is one :func:`sandwich`, ``L X L^T`` on the two leading
 axes of an array of all the tiles: two matrix products (rows, then columns), so BLAS does the
 additions too. The batch goes through in blocks of samples small enough that a block's arrays
-stay in the cache between the steps (``BLOCK_BYTES``); only ``V`` (a*a values per m*m outputs:
-4x the input for F(2x2), 2.25x for F(4x4)) is kept from forward to backward. Channels are last
+stay in the cache between the steps (``BLOCK_BYTES``; as few blocks as fit, as even as can be);
+only ``V`` (a*a values per m*m outputs: 4x the input for F(2x2), 2.25x for F(4x4)) is kept from
+forward to backward. Channels are last
 inside a block (``V[xi, nu]`` is (tiles, c_in)), so the a*a products are plain matrix products;
 the input is read into a zero-padded channels-last grid, whose tiles are one strided view.
 
@@ -135,7 +136,9 @@ def _plan(f: Transforms, g: Geometry, channels: int, itemsize: int) -> _Plan:
     m, a = f.m, f.m + 2
     th, tw = tile_grid(m, g.out)
     per_sample = a * a * th * tw * channels * itemsize  # the biggest array of a block, per sample
-    return _Plan(f, m, a, th, tw, max(1, min(g.x_shape[0], BLOCK_BYTES // per_sample)))
+    n, most = g.x_shape[0], max(1, BLOCK_BYTES // per_sample)
+    blocks = -(-n // most)
+    return _Plan(f, m, a, th, tw, -(-n // blocks))  # as few blocks as fit, as even as can be (64 = 32 + 32, not 56 + 8)
 
 
 def _take(scratch: Scratch, key: str, shape: tuple, k: int, nb: int, dtype) -> np.ndarray:
