@@ -144,7 +144,7 @@ COL2IM = "col2im"
 
 
 #: where ConvTranspose2D keeps its col2im kernel at stride 1, measured against the others one thread a side
-#: (benchmarks/README.md): layers that narrow by more than this factor (c_in > 4 c_out; its matrix, 9 c_out
+#: (benchmarks/README.md): layers that narrow by more than this factor (c_in > 4 c_out; its matrix, kh kw c_out
 #: rows, is then the smaller)
 TRANSPOSE_NARROWING = 4
 
