@@ -123,14 +123,19 @@ def test_the_bound_catches_a_wrong_transform(monkeypatch):
 
 
 @pytest.mark.parametrize("name", sorted(WG.VARIANTS))
-@pytest.mark.parametrize("c_in, c_out, h, w, padding", [(2, 3, 6, 5, "same"), (3, 2, 5, 7, "valid"), (1, 4, 4, 4, 1)])
-def test_winograd_against_central_differences(name, c_in, c_out, h, w, padding):
+@pytest.mark.parametrize("cls, c_in, c_out, h, w, padding", [
+    (npae.Conv2D, 2, 3, 6, 5, "same"), (npae.Conv2D, 3, 2, 5, 7, "valid"), (npae.Conv2D, 1, 4, 4, 4, 1),
+    (npae.ConvTranspose2D, 2, 3, 5, 4, 1), (npae.ConvTranspose2D, 3, 2, 4, 6, 0),
+    (npae.ConvTranspose2D, 1, 2, 6, 6, 2)])
+def test_winograd_against_central_differences(name, cls, c_in, c_out, h, w, padding):
+    """Conv2D, and ConvTranspose2D at stride 1 (the convolution with the flipped, transposed kernel)."""
     rng = np.random.default_rng(1)
-    layer = npae.Conv2D(c_in, c_out, 3, padding=padding, rng=rng, dtype=np.float64)
+    layer = cls(c_in, c_out, 3, padding=padding, rng=rng, dtype=np.float64)
     layer.params["b"].value[...] = rng.standard_normal(c_out)
     layer.kernel = name
     x = rng.standard_normal((2, c_in, h, w))
-    assert layer.kernel_for(layer.output_shape(x.shape[1:])[1:]) == name
+    transposed = cls is npae.ConvTranspose2D
+    assert (layer.kernel_for(x.shape) if transposed else layer.kernel_for(layer.output_shape(x.shape[1:])[1:])) == name
     report = check_layer(layer, x, rng=rng)
     assert report.passed and report.worst <= SMOOTH, str(report)
 
@@ -251,19 +256,6 @@ def assert_transposed_matches_the_loops(layer, x, rng, reference=transposed_loop
     np.testing.assert_allclose(layer.params["b"].grad, db_r, rtol=0,
                                atol=gamma(dy[:, 0].size) * float(np.abs(dy).sum()))
     return y, bound_y
-
-
-@pytest.mark.parametrize("name", sorted(WG.VARIANTS))
-@pytest.mark.parametrize("c_in, c_out, h, w, padding", [(2, 3, 5, 4, 1), (3, 2, 4, 6, 0), (1, 2, 6, 6, 2)])
-def test_the_transposed_convolution_by_winograd_against_central_differences(name, c_in, c_out, h, w, padding):
-    rng = np.random.default_rng(5)
-    layer = npae.ConvTranspose2D(c_in, c_out, 3, padding=padding, rng=rng, dtype=np.float64)
-    layer.params["b"].value[...] = rng.standard_normal(c_out)
-    layer.kernel = name
-    x = rng.standard_normal((2, c_in, h, w))
-    assert layer.kernel_for(x.shape) == name
-    report = check_layer(layer, x, rng=rng)
-    assert report.passed and report.worst <= SMOOTH, str(report)
 
 
 @pytest.mark.parametrize("name", sorted(WG.VARIANTS))
