@@ -115,6 +115,9 @@ def test_conv_transpose_sizes_and_errors():
         npae.ConvTranspose2D(1, 1, 1, padding=2).output_shape((1, 2, 2))
     with pytest.raises(ValueError, match=r"ConvTranspose2D: expected input of shape \(N, 8, H, W\)"):
         t.forward(np.zeros((1, 3, 4, 4), np.float32))
+    for padding in (0, 1):  # an empty grid is no input, whatever the padding would make of it
+        with pytest.raises(ValueError, match="ConvTranspose2D: input of height x width 0x6 is empty"):
+            npae.ConvTranspose2D(8, 8, 3, padding=padding).forward(np.zeros((2, 8, 0, 6), np.float32))
 
 
 @NEXT

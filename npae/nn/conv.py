@@ -218,7 +218,7 @@ class ConvTranspose2D(_Convolution):
     convolution's own im2col and col2im (``col2im``, :mod:`npae.nn.kernels.transpose`); at stride 1,
     where the layer is a convolution of x padded by ``k - 1 - padding`` with the kernel
     ``Wc[o, c, u, v] = W[c, o, kh-1-u, kw-1-v]``, Conv2D's kernels where the measured rule says they pay
-    (``winograd4``, ``winograd``, ``per_sample``, ``flat``; ``kernel`` asks for one of
+    (``winograd4``, ``winograd``, ``per_sample``, ``flat``; ``kernel`` asks for ``"col2im"`` or one of
     ``npae.nn.kernels.KERNELS`` by name). Every one is held to the loops (docs/layers.md).
     """
 
@@ -264,6 +264,8 @@ class ConvTranspose2D(_Convolution):
 
     def _out(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), p, op = self.kernel_size, self.stride, self.padding, self.output_padding
+        if min(h, w) < 1:
+            raise ValueError(f"ConvTranspose2D: input of height x width {h}x{w} is empty; it needs at least 1x1")
         out = ((h - 1) * sh - 2 * p + kh + op, (w - 1) * sw - 2 * p + kw + op)
         if min(out) < 1:
             raise ValueError(f"ConvTranspose2D: an input of {h}x{w} gives an output of {out[0]}x{out[1]} "
