@@ -152,7 +152,7 @@ TRANSPOSE_NARROWING = 4
 def choose_transpose_kernel(W: np.ndarray, stride: tuple[int, int], padding: int, x_shape: tuple,
                             prefer: str | None = None) -> str:
     """The kernel a ConvTranspose2D with ``W`` (c_in, c_out, kh, kw) runs for an input of ``x_shape``, by one
-    rule: ``col2im`` (:mod:`.transpose`) for stride > 1 or ``padding > k - 1``; else the layer is a
+    rule: ``col2im`` (:mod:`.transpose`) for stride > 1 or ``padding > k - 1`` on either axis; else the layer is a
     convolution (:func:`.transpose.convolution_geometry`, its kernel ``Wc`` (c_out, c_in, kh, kw)) and runs
     ``prefer`` where that applies (``ConvTranspose2D.kernel``: ``"col2im"`` or a name of ``KERNELS``);
     else ``col2im`` where the layer narrows (``c_in > 4 c_out``); else ``winograd4`` or ``winograd`` where
