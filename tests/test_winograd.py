@@ -10,6 +10,8 @@ coefficients whose absolute values sum to at least 1). With n the longest chain 
 each side, a = m + 2, and 3 terms on each side for G, whose 1/6, 1/12 and 1/24 are rounded once
 more; the bias), the Winograd result is within gamma(n) S of the exact sum, the loops' within
 gamma(9 c_in + 1) S, so the two within their sum. A wrong transform misses by a fraction of S itself.
+ConvTranspose2D at stride 1 runs as the convolution of x with the flipped, transposed kernel
+(npae/nn/kernels/transpose.py): the same bound, with S computed for that convolution.
 """
 
 import math
