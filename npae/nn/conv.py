@@ -98,7 +98,7 @@ class Conv2D(_Convolution):
         shape = (self.c_out, self.c_in) + self.kernel_size
         W = _init.get(init)(shape, rng, self.dtype, "conv")
         self.params = _weight_and_bias(W, self.c_out, self.dtype, bias)
-        self._scratch = Scratch()  # kept between training steps
+        self.clear_cache()  # no cache yet, and an empty scratch for the kernels
 
     #: Use the fast kernels where they pay (False: the im2col kernel for every shape and stride).
     fast = True
@@ -244,7 +244,7 @@ class ConvTranspose2D(_Convolution):
         # the weight is drawn in the layout of the convolution it transposes, so its fans are that one's
         W = _init.get(init)((self.c_in, self.c_out) + self.kernel_size, rng, self.dtype, "conv")
         self.params = _weight_and_bias(W, self.c_out, self.dtype, bias)
-        self._scratch = Scratch()  # kept between training steps
+        self.clear_cache()  # no cache yet, and an empty scratch for the kernels
 
     #: A kernel asked for by name, used wherever it applies: ``"col2im"`` (every stride) or, at stride 1,
     #: one of ``npae.nn.kernels.KERNELS``; None (the default): the rule of
