@@ -67,6 +67,11 @@ KERNELS: dict[str, KernelPair] = {
 APPLIES = {"flat": lambda W, stride: tuple(stride) == (1, 1), "per_sample": lambda W, stride: tuple(stride) == (1, 1),
            "winograd": winograd.pays, "winograd4": winograd.pays}
 
+
+def applies(name: str, W: np.ndarray, stride: tuple[int, int]) -> bool:
+    """Whether the kernel ``name`` can compute a layer with ``W`` at ``stride`` (:data:`APPLIES`)."""
+    return name not in APPLIES or APPLIES[name](W, stride)
+
 #: where the channels-last kernels pay, measured against the others one thread a side
 #: (benchmarks/README.md): wide layers on small grids, any stride
 NHWC_MIN_IN, NHWC_MIN_OUT, NHWC_MAX_POSITIONS = 32, 64, 64
@@ -123,7 +128,7 @@ def choose_kernel(W: np.ndarray, stride: tuple[int, int], out: tuple[int, int], 
     if prefer is not None:
         if prefer not in KERNELS:
             raise ValueError(f"Conv2D.kernel must be one of {sorted(KERNELS)} or None, got {prefer!r}")
-        if APPLIES.get(prefer, lambda W, stride: True)(W, stride):
+        if applies(prefer, W, stride):
             return prefer
     if not fast:
         return "im2col"
@@ -164,7 +169,7 @@ def choose_transpose_kernel(W: np.ndarray, stride: tuple[int, int], padding: int
     if prefer == COL2IM or tuple(stride) != (1, 1) or g is None:
         return COL2IM
     Wc = W.transpose(1, 0, 2, 3)  # the convolution's kernel, as far as the rules look (its shape)
-    if prefer is not None and APPLIES.get(prefer, lambda W, stride: True)(Wc, (1, 1)):
+    if prefer is not None and applies(prefer, Wc, (1, 1)):
         return prefer
     c_in, c_out = W.shape[:2]
     if c_in > TRANSPOSE_NARROWING * c_out:
